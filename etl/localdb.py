@@ -1,0 +1,297 @@
+"""The bundled local Neo4j Community server (`etl db …`), built from Maven Central jars.
+
+Layout (both folders git-ignored):
+
+    .neo4j/dist/<version>/lib/*.jar     the server's runtime jars (shared by every home)
+    .neo4j/home/                        NEO4J_HOME: conf/, data/, logs/, plugins/, run/, import/
+    .neo4j/home/password                generated password (mode 0600) unless NEO4J_PASSWORD is set
+
+The server runs the same entry point as the distribution's `bin/neo4j console`
+(``org.neo4j.server.CommunityEntryPoint``), on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from etl.errors import LocalServerError
+from etl.graph import admin
+from etl.settings import PROJECT_ROOT, Settings
+
+POM = PROJECT_ROOT / "tools" / "neo4j" / "pom.xml"
+ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
+ADMIN_TOOL = "org.neo4j.cli.AdminTool"
+START_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    running: bool
+    pid: int | None
+    uri: str
+    home: Path
+    version: str
+    port_in_use_by_other: bool = False
+
+
+def lib_dir(settings: Settings) -> Path:
+    return settings.dist_dir / settings.neo4j_version / "lib"
+
+
+def _pid_file(settings: Settings) -> Path:
+    return settings.local_home / "run" / "etl-neo4j.pid"
+
+
+def install(settings: Settings) -> Path:
+    """Resolve the server's jars from Maven Central once; later calls reuse the cache."""
+    lib = lib_dir(settings)
+    marker = lib / ".complete"
+    if marker.is_file():
+        return lib
+    if shutil.which("mvn") is None or shutil.which("java") is None:
+        raise LocalServerError(
+            "the local server needs Java 17+ and Maven on PATH",
+            hint="install them (Debian: apt-get install openjdk-17-jdk-headless maven), "
+            "or point NEO4J_URI at a server you already run",
+        )
+    tmp = lib.with_name(lib.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    cmd = [
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        f"-Dneo4j.version={settings.neo4j_version}",
+        f"-DoutputDirectory={tmp}",
+        "package",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise LocalServerError(
+            f"Maven could not resolve Neo4j {settings.neo4j_version}:\n"
+            + (proc.stdout + proc.stderr)[-2000:],
+            hint="check the network access to Maven Central and ETL_NEO4J_VERSION",
+        )
+    shutil.rmtree(lib, ignore_errors=True)
+    os.replace(tmp, lib)
+    marker.write_text(settings.neo4j_version + "\n")
+    return lib
+
+
+def write_config(settings: Settings) -> Path:
+    """A minimal neo4j.conf: unknown keys stop the server, so keep only what matters."""
+    home = settings.local_home
+    for sub in ("conf", "data", "logs", "plugins", "run", "import"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    conf = home / "conf" / "neo4j.conf"
+    conf.write_text(
+        "\n".join(
+            [
+                "# Written by `etl db start`; edit the ETL_NEO4J_* settings instead.",
+                "server.default_listen_address=127.0.0.1",
+                "server.default_advertised_address=127.0.0.1",
+                "server.bolt.enabled=true",
+                f"server.bolt.listen_address=127.0.0.1:{settings.bolt_port}",
+                "server.http.enabled=false",
+                "server.https.enabled=false",
+                "dbms.security.auth_enabled=true",
+                f"server.memory.pagecache.size={settings.pagecache}",
+                "dbms.memory.transaction.total.max=4g",
+                "db.transaction.timeout=0",
+                "dbms.usage_report.enabled=false",
+                f"server.directories.import={home / 'import'}",
+                "",
+            ]
+        )
+    )
+    return conf
+
+
+def _classpath(settings: Settings) -> str:
+    return f"{settings.local_home / 'plugins'}/*:{lib_dir(settings)}/*"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); look at its state.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _read_pid(settings: Settings) -> int | None:
+    try:
+        pid = int(_pid_file(settings).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _ensure_password(settings: Settings) -> str:
+    if settings.password is not None:
+        return settings.password.reveal()
+    pw_file = settings.local_home / "password"
+    if pw_file.is_file():
+        return pw_file.read_text().strip()
+    pw_file.parent.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(24)
+    fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    return password
+
+
+def _log_tail(settings: Settings, lines: int = 30) -> str:
+    out = []
+    for name in ("console.log", "neo4j.log", "debug.log"):
+        p = settings.local_home / "logs" / name
+        if p.is_file():
+            text = p.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {p} (last {len(text)} lines)\n" + "\n".join(text))
+    return "\n".join(out) or "(no log written)"
+
+
+def start(settings: Settings, *, timeout: float = START_TIMEOUT_S) -> ServerStatus:
+    """Start the local server and wait until Bolt answers; a no-op if it already runs."""
+    pid = _read_pid(settings)
+    if pid is not None:
+        return status(settings)
+    if _port_open(settings.bolt_port):
+        raise LocalServerError(
+            f"port {settings.bolt_port} on 127.0.0.1 is already taken by another process",
+            hint="stop that process, or choose another port with ETL_NEO4J_BOLT_PORT",
+        )
+    install(settings)
+    password = _ensure_password(settings)
+    write_config(settings)
+    home = settings.local_home
+    log = (home / "logs" / "console.log").open("ab")
+    cmd = [
+        "java",
+        f"-Xms{settings.heap}",
+        f"-Xmx{settings.heap}",
+        "-XX:+UseG1GC",
+        "-XX:+ExitOnOutOfMemoryError",
+        "-Dfile.encoding=UTF-8",
+        "-cp",
+        _classpath(settings),
+        ENTRY_POINT,
+        f"--home-dir={home}",
+        f"--config-dir={home / 'conf'}",
+        "--console-mode",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=home,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # survives the CLI; stopped by `etl db stop`
+    )
+    log.close()
+    _pid_file(settings).write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + timeout
+    uri = f"bolt://127.0.0.1:{settings.bolt_port}"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _pid_file(settings).unlink(missing_ok=True)
+            raise LocalServerError(
+                f"the Neo4j server exited during start (code {proc.returncode})\n"
+                + _log_tail(settings),
+                hint="see the log above; `etl db reset` wipes a damaged local database",
+            )
+        if _port_open(settings.bolt_port):
+            state = admin.bolt_ready(uri, (settings.username, password))
+            if state is True:
+                return status(settings)
+            if state == "auth":
+                # First start (no auth file yet): the default password must be replaced.
+                admin.set_initial_password(uri, password)
+                if admin.bolt_ready(uri, (settings.username, password)) is True:
+                    return status(settings)
+        time.sleep(0.3)
+    stop(settings)
+    raise LocalServerError(
+        f"Neo4j did not answer on Bolt port {settings.bolt_port} within {timeout:.0f}s\n"
+        + _log_tail(settings),
+        hint="the machine may be overloaded; see the log above",
+    )
+
+
+def stop(settings: Settings, *, timeout: float = 60.0) -> bool:
+    """SIGTERM (clean shutdown), then SIGKILL after ``timeout``. False if it was not running."""
+    pid = _read_pid(settings)
+    if pid is None:
+        _pid_file(settings).unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _pid_alive(pid):
+        _reap(pid)
+        time.sleep(0.2)
+    if _pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+    _reap(pid)
+    _pid_file(settings).unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def status(settings: Settings) -> ServerStatus:
+    pid = _read_pid(settings)
+    return ServerStatus(
+        running=pid is not None,
+        pid=pid,
+        uri=f"bolt://127.0.0.1:{settings.bolt_port}",
+        home=settings.local_home,
+        version=settings.neo4j_version,
+        port_in_use_by_other=pid is None and _port_open(settings.bolt_port),
+    )
+
+
+def reset(settings: Settings) -> None:
+    """Stop the server and delete its databases (users included); jars and password stay."""
+    stop(settings)
+    shutil.rmtree(settings.local_home / "data", ignore_errors=True)
+    shutil.rmtree(settings.local_home / "logs", ignore_errors=True)
+
+
+def admin_command(settings: Settings, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run `neo4j-admin ARGS` from the same jars (``org.neo4j.cli.AdminTool``)."""
+    install(settings)
+    write_config(settings)
+    env = dict(os.environ)
+    env["NEO4J_HOME"] = str(settings.local_home)
+    env["NEO4J_CONF"] = str(settings.local_home / "conf")
+    cmd = ["java", "-Xmx1g", "-cp", _classpath(settings), ADMIN_TOOL, *args]
+    return subprocess.run(
+        cmd, cwd=settings.local_home, env=env, capture_output=True, text=True, check=False
+    )

@@ -1,0 +1,321 @@
+"""Stage directories: atomic writes, deterministic Parquet, manifests and verification.
+
+A stage directory is complete when, and only when, its ``manifest.json``
+exists; it is built under a temporary sibling name and renamed into place.
+See docs/STAGE_FORMAT.md for the contract.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from etl import __version__
+from etl.errors import StageError, ValidationFailed
+
+FORMAT = "neo4j-etl-stage"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+REPORT = "report.json"
+ROW_GROUP_SIZE = 65_536
+
+# Fixed writer settings: together with sorted rows they make output byte-identical.
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "write_statistics": True,
+    "use_dictionary": True,
+    "data_page_version": "2.0",
+    "store_schema": True,
+}
+
+
+def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest_sha256(stage_dir: Path) -> str:
+    """Identity of a stage: the hash of its manifest (which hashes every file)."""
+    return sha256_file(stage_dir / MANIFEST)
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def ensure_free_space(path: Path, needed_bytes: int, *, what: str) -> None:
+    """Refuse early, with a clear message, when the disk cannot hold a stage."""
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed_bytes:
+        raise StageError(
+            f"not enough disk space for {what}: about {needed_bytes / 2**20:,.0f} MiB needed, "
+            f"{free / 2**20:,.0f} MiB free on the filesystem of {probe}",
+            hint="free some space, or write elsewhere with --out",
+        )
+
+
+@dataclass
+class TableEntry:
+    path: str
+    kind: str
+    name: str
+    role: str = "data"
+    key: list[str] = field(default_factory=list)
+    tagged_columns: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TableWriter:
+    """Appends record batches to one Parquet file as row groups (streaming)."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.schema = schema
+        self.rows = 0
+        self._writer = pq.ParquetWriter(path, schema, **PARQUET_OPTIONS)
+
+    def write(self, data: pa.RecordBatch | pa.Table) -> None:
+        if data.num_rows == 0:
+            return
+        table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
+        self._writer.write_table(table.cast(self.schema), row_group_size=ROW_GROUP_SIZE)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class StageWriter:
+    """Builds a stage directory under a temporary name; ``commit()`` renames it into place.
+
+    Use as a context manager: leaving the block with an exception removes the
+    temporary directory, so an interrupted stage leaves nothing that looks valid.
+    """
+
+    def __init__(self, target: Path, *, stage: str) -> None:
+        self.target = target.resolve()
+        self.stage = stage
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{self.target.name}.tmp-", dir=self.target.parent))
+        self.tables: list[TableEntry] = []
+        self.source: dict[str, Any] = {}
+        self.inputs: list[dict[str, Any]] = []
+        self.migration: dict[str, Any] | None = None
+        self.report: dict[str, Any] = {}
+        self.notes: list[str] = []
+        self._committed = False
+
+    def __enter__(self) -> StageWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._committed:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @contextmanager
+    def open_table(self, entry: TableEntry, schema: pa.Schema) -> Iterator[TableWriter]:
+        writer = TableWriter(self.tmp / entry.path, schema)
+        try:
+            yield writer
+        finally:
+            writer.close()
+        self.tables.append(entry)
+
+    def write_table(self, entry: TableEntry, table: pa.Table) -> None:
+        with self.open_table(entry, table.schema) as w:
+            w.write(table)
+
+    def add_input(self, stage_dir: Path) -> None:
+        manifest = read_manifest(stage_dir)
+        self.inputs.append(
+            {
+                "stage": manifest["stage"],
+                "path": str(stage_dir),
+                "manifest_sha256": manifest_sha256(stage_dir),
+            }
+        )
+
+    def commit(self) -> Path:
+        """Hash every file, write report and manifest, then rename into place."""
+        files = []
+        for entry in sorted(self.tables, key=lambda e: e.path):
+            path = self.tmp / entry.path
+            meta = pq.read_metadata(path)
+            files.append(
+                {
+                    "path": entry.path,
+                    "kind": entry.kind,
+                    "name": entry.name,
+                    "role": entry.role,
+                    "key": entry.key,
+                    "rows": meta.num_rows,
+                    "bytes": path.stat().st_size,
+                    "sha256": sha256_file(path),
+                    "schema": schema_to_json(meta.schema.to_arrow_schema()),
+                    "tagged_columns": entry.tagged_columns,
+                    **entry.extra,
+                }
+            )
+        _write_json(self.tmp / REPORT, self.report)
+        manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "stage": self.stage,
+            "created_at": now_utc(),
+            "tool_version": __version__,
+            "source": self.source,
+            "inputs": self.inputs,
+            "tables": files,
+            "report_sha256": sha256_file(self.tmp / REPORT),
+            "notes": self.notes,
+        }
+        if self.migration is not None:
+            manifest["migration"] = self.migration
+        _write_json(self.tmp / MANIFEST, manifest)
+        _fsync_dir(self.tmp)
+        old: Path | None = None
+        if self.target.exists():
+            old = self.target.with_name(
+                f"{self.target.name}.old-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
+            )
+            os.replace(self.target, old)
+        os.replace(self.tmp, self.target)
+        _fsync_dir(self.target.parent)
+        self._committed = True
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.target
+
+
+def schema_to_json(schema: pa.Schema) -> list[dict[str, Any]]:
+    return [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in schema]
+
+
+def _write_json(path: Path, data: Mapping[str, Any] | list[Any]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_manifest(stage_dir: Path) -> dict[str, Any]:
+    path = stage_dir / MANIFEST
+    if not stage_dir.is_dir():
+        raise ValidationFailed(
+            f"{stage_dir} is not a stage directory (it does not exist)",
+            hint="run the stage that writes it first, e.g. `etl export`",
+        )
+    if not path.is_file():
+        raise ValidationFailed(
+            f"{stage_dir} has no {MANIFEST}: it is not a complete stage directory",
+            hint="an interrupted stage leaves no manifest; run that stage again",
+        )
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValidationFailed(f"{path}: unreadable manifest ({e})") from None
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise ValidationFailed(
+            f"{path}: not a {FORMAT} v{FORMAT_VERSION} manifest "
+            f"(format={manifest.get('format')!r}, version={manifest.get('format_version')!r})"
+        )
+    return manifest
+
+
+def verify_stage(stage_dir: Path, *, expect_stage: str | None = None) -> dict[str, Any]:
+    """Check every file against the manifest; raise ``ValidationFailed`` listing each problem.
+
+    Checks: manifest readable; stage kind; no missing, extra, resized, altered
+    (sha256) or unreadable file; row counts and schemas as recorded; report hash.
+    """
+    manifest = read_manifest(stage_dir)
+    problems: list[str] = []
+    if expect_stage is not None and manifest.get("stage") != expect_stage:
+        problems.append(
+            f"{MANIFEST}: stage is {manifest.get('stage')!r}, expected {expect_stage!r}"
+        )
+    listed = {t["path"] for t in manifest.get("tables", [])}
+    for t in manifest.get("tables", []):
+        path = stage_dir / t["path"]
+        if not path.is_file():
+            problems.append(f"{t['path']}: missing")
+            continue
+        size = path.stat().st_size
+        if size != t["bytes"]:
+            problems.append(f"{t['path']}: size {size} bytes, manifest says {t['bytes']}")
+            continue
+        if sha256_file(path) != t["sha256"]:
+            problems.append(f"{t['path']}: sha256 differs from the manifest (file altered)")
+            continue
+        try:
+            meta = pq.read_metadata(path)
+        except Exception as e:  # pyarrow raises several types for corrupt files
+            problems.append(f"{t['path']}: unreadable Parquet ({e})")
+            continue
+        if meta.num_rows != t["rows"]:
+            problems.append(f"{t['path']}: {meta.num_rows} rows, manifest says {t['rows']}")
+        if schema_to_json(meta.schema.to_arrow_schema()) != t["schema"]:
+            problems.append(f"{t['path']}: Arrow schema differs from the manifest")
+    for path in sorted(stage_dir.rglob("*")):
+        rel = path.relative_to(stage_dir).as_posix()
+        if path.is_file() and rel not in listed and rel not in (MANIFEST, REPORT):
+            problems.append(f"{rel}: extra file not listed in the manifest")
+    report = stage_dir / REPORT
+    if not report.is_file():
+        problems.append(f"{REPORT}: missing")
+    elif manifest.get("report_sha256") and sha256_file(report) != manifest["report_sha256"]:
+        problems.append(f"{REPORT}: sha256 differs from the manifest (file altered)")
+    if problems:
+        raise ValidationFailed(
+            f"stage directory {stage_dir} failed verification",
+            problems=problems,
+            hint="re-create it by running its stage again, or restore it from a backup",
+        )
+    return manifest
+
+
+def table_entry(manifest: Mapping[str, Any], path: str) -> dict[str, Any] | None:
+    for t in manifest.get("tables", []):
+        if t["path"] == path:
+            return dict(t)
+    return None
+
+
+def read_report(stage_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((stage_dir / REPORT).read_text(encoding="utf-8"))
+    return data
