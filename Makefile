@@ -11,7 +11,7 @@ WORKFLOWS ?= 2000
 EXPORT_DIR ?= data/export
 TRANSFORM_DIR ?= data/transform
 
-.PHONY: help install db-start db-stop db-status seed demo test test-fast lint
+.PHONY: help install db-start db-stop db-status seed demo transform test test-fast lint
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ seed: db-start ## Seed a sample legacy graph (WORKFLOWS=2000, wipes the local da
 
 demo: ## Install, start Neo4j, seed a legacy graph, run every stage end to end
 	$(MAKE) seed
+
+transform: install ## Migrate data/export into data/transform (Workflow → WorkflowRun)
+	$(ETL) transform --in $(EXPORT_DIR) --out $(TRANSFORM_DIR)
 
 test: install ## Run the test suite against a real Neo4j (started by the tests)
 	$(BIN)/pytest -q

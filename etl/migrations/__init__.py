@@ -1,0 +1,152 @@
+"""Migrations: pure functions from export tables to transform tables.
+
+A migration reads the tables of an export stage (``"nodes/Workflow"``,
+``"relationships/BELONGS_TO_WORKFLOW"``, …) as Polars ``LazyFrame``s and returns
+the tables of the transform stage, the rows it refused, and a JSON report. It
+never touches a file, a driver or the environment: the transform stage
+(``etl.transform``) does the I/O around it, so a migration can be tested with
+frames built in memory.
+
+Adding a schema change means adding a module here and one line to
+``_REGISTRY``; ``etl transform --migration NAME`` picks it up::
+
+    from etl.migrations import MigrationOptions, get_migration
+
+    migration = get_migration("workflow-to-workflowrun")
+    result = migration.run(inputs, MigrationOptions(snapshot_time=snapshot))
+    result.tables["nodes/WorkflowRun"]       # a polars DataFrame
+    result.rejected["rejected/Workflow"]     # reason, detail, then the original row
+
+Errors (both are ``EtlError``s, see ``etl.errors``)::
+
+    ConfigError ── UnknownMigration            a name not in the registry (also a KeyError)
+    StageError  ── MigrationInputError         an input table breaks the stage contract
+                └─ MigrationInternalError      a migration broke its own invariant (a bug)
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from etl.errors import ConfigError, StageError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = [
+    "Migration",
+    "MigrationInputError",
+    "MigrationInternalError",
+    "MigrationOptions",
+    "MigrationResult",
+    "UnknownMigration",
+    "get_migration",
+    "list_migrations",
+]
+
+
+class UnknownMigration(ConfigError, KeyError):
+    """``get_migration`` was asked for a name that is not registered."""
+
+    def __str__(self) -> str:
+        # KeyError would otherwise repr() the message; keep EtlError's plain text.
+        return ConfigError.__str__(self)
+
+
+class MigrationInputError(StageError):
+    """An input table does not have the columns or types the stage format promises."""
+
+
+class MigrationInternalError(StageError):
+    """A migration violated one of its own invariants: a bug, never a data problem."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrationOptions:
+    """Knobs of a migration run, resolved once by the CLI.
+
+    ``snapshot_time`` is the export's "now" (tz-aware): a run with no terminal
+    event counts as still ``running`` only if its last sign of life is within
+    ``stale_after`` of it. ``infer_type`` lets a migration derive a missing
+    ``workflowType`` from unambiguous event evidence (off by default).
+    """
+
+    snapshot_time: datetime
+    stale_after: timedelta = timedelta(hours=1)
+    infer_type: bool = False
+
+    def __post_init__(self) -> None:
+        if self.snapshot_time.tzinfo is None or self.snapshot_time.utcoffset() is None:
+            raise ConfigError(
+                f"snapshot_time must be timezone-aware, got {self.snapshot_time.isoformat()}",
+                hint="pass an aware datetime, e.g. datetime(..., tzinfo=UTC)",
+            )
+        if self.stale_after < timedelta(0):
+            raise ConfigError(
+                f"stale_after must not be negative, got {self.stale_after}",
+                hint="use a duration such as 1h or 30m",
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrationResult:
+    """What a migration returns; the transform stage writes it verbatim.
+
+    ``tables`` and ``rejected`` are keyed by their stage path without suffix
+    (``"nodes/WorkflowRun"``, ``"rejected/Workflow"``); ``roles`` gives each key
+    of ``tables`` its manifest role (``"migrated"`` or ``"passthrough"``);
+    ``report`` is JSON-serialisable and merged into the stage's report.json.
+    """
+
+    tables: dict[str, pl.DataFrame]
+    roles: dict[str, str]
+    rejected: dict[str, pl.DataFrame]
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Migration(Protocol):
+    """The shape every registered migration has."""
+
+    name: str
+    description: str
+    #: Tables that must exist in the export (others are optional and read as empty).
+    required_inputs: tuple[str, ...]
+
+    def run(
+        self, inputs: Mapping[str, pl.LazyFrame], options: MigrationOptions
+    ) -> MigrationResult: ...
+
+
+def _workflow_runs() -> Migration:
+    module = importlib.import_module("etl.migrations.workflow_runs")
+    migration: Migration = module.WorkflowToWorkflowRun()
+    return migration
+
+
+# Name -> factory. Factories import lazily so `etl --help` never loads Polars.
+_REGISTRY: dict[str, Callable[[], Migration]] = {
+    "workflow-to-workflowrun": _workflow_runs,
+}
+
+
+def list_migrations() -> list[Migration]:
+    """Every registered migration, sorted by name."""
+    return [_REGISTRY[name]() for name in sorted(_REGISTRY)]
+
+
+def get_migration(name: str) -> Migration:
+    """The migration registered as ``name``; ``UnknownMigration`` lists the known names."""
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise UnknownMigration(
+            f"unknown migration {name!r}; known migrations: {known}",
+            hint="run `etl transform --list` to see them",
+        ) from None
+    return factory()

@@ -1,0 +1,155 @@
+"""The transform stage: verify an export, run a migration, write a transform stage directory.
+
+The migration itself is a pure Polars function (``etl.migrations``); this module
+only reads and writes stage directories around it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from etl.errors import StageError, ValidationFailed
+from etl.migrations import MigrationOptions, get_migration
+from etl.progress import NullReporter, Reporter
+from etl.stage import StageWriter, TableEntry, ensure_free_space, manifest_sha256, verify_stage
+
+#: Stages a transform may read: a migration-scoped export, or a full backup.
+INPUT_STAGES = ("export", "backup")
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    out_dir: Path | None
+    report: dict[str, Any]
+
+
+def snapshot_time(manifest: dict[str, Any]) -> datetime:
+    """The export's "now": the server time when it started (falls back to manifest time)."""
+    raw = (manifest.get("source") or {}).get("snapshot_time") or manifest.get("created_at")
+    if not raw:
+        raise ValidationFailed("the export manifest has no snapshot time")
+    value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _scan_inputs(in_dir: Path, manifest: dict[str, Any]) -> dict[str, pl.LazyFrame]:
+    tables: dict[str, pl.LazyFrame] = {}
+    for t in manifest.get("tables", []):
+        if t.get("kind") in ("node", "relationship"):
+            key = t["path"].removesuffix(".parquet")
+            tables[key] = pl.scan_parquet(in_dir / t["path"])
+    return tables
+
+
+def run_transform(
+    *,
+    in_dir: Path,
+    out_dir: Path,
+    migration: str = "workflow-to-workflowrun",
+    stale_after: timedelta = timedelta(hours=1),
+    infer_type: bool = False,
+    dry_run: bool = False,
+    reporter: Reporter | None = None,
+) -> TransformResult:
+    """Verify ``in_dir``, migrate it, and (unless ``dry_run``) write ``out_dir`` atomically."""
+    reporter = reporter or NullReporter()
+    mig = get_migration(migration)
+    manifest = verify_stage(in_dir)
+    if manifest.get("stage") not in INPUT_STAGES:
+        raise ValidationFailed(
+            f"{in_dir} is a {manifest.get('stage')!r} stage; transform reads an export",
+            hint="pass the export directory with --in (e.g. data/export)",
+        )
+    inputs = _scan_inputs(in_dir, manifest)
+    missing = [name for name in mig.required_inputs if name not in inputs]
+    if missing:
+        raise StageError(
+            f"{in_dir} lacks tables the {mig.name!r} migration needs: {', '.join(missing)}",
+            hint="re-run `etl export` with the default labels (or --all)",
+        )
+    options = MigrationOptions(
+        snapshot_time=snapshot_time(manifest), stale_after=stale_after, infer_type=infer_type
+    )
+    started = time.perf_counter()
+    with reporter.task(f"migrate {mig.name}", total=None):
+        result = mig.run(inputs, options)
+    migrate_s = time.perf_counter() - started
+    rows_in = sum(int(t["rows"]) for t in manifest["tables"])
+    report: dict[str, Any] = {
+        "migration": mig.name,
+        "options": {
+            "snapshot_time": options.snapshot_time.isoformat(),
+            "stale_after_s": stale_after.total_seconds(),
+            "infer_type": infer_type,
+        },
+        **result.report,
+        "tables": {
+            **{k: df.height for k, df in sorted(result.tables.items())},
+            **{k: df.height for k, df in sorted(result.rejected.items())},
+        },
+        "timings_s": {"migrate": round(migrate_s, 3)},
+        "rows_in": rows_in,
+        "rows_per_s": round(rows_in / migrate_s) if migrate_s > 0 else None,
+    }
+    if dry_run:
+        return TransformResult(out_dir=None, report=report)
+    input_bytes = sum(int(t["bytes"]) for t in manifest["tables"])
+    ensure_free_space(out_dir.parent, 2 * input_bytes + (64 << 20), what="the transform stage")
+    write_started = time.perf_counter()
+    with StageWriter(out_dir, stage="transform") as writer:
+        writer.add_input(in_dir)
+        writer.source = dict(manifest.get("source") or {})
+        writer.migration = {"name": mig.name, "options": report["options"]}
+        for name, df in sorted(result.tables.items()):
+            kind = "node" if name.startswith("nodes/") else "relationship"
+            entry = TableEntry(
+                path=f"{name}.parquet",
+                kind=kind,
+                name=name.split("/", 1)[1],
+                role=result.roles.get(name, "migrated"),
+            )
+            with reporter.task(f"write {name}", total=df.height) as task:
+                writer.write_table(entry, df.to_arrow(compat_level=pl.CompatLevel.oldest()))
+                task.advance(df.height)
+        for name, df in sorted(result.rejected.items()):
+            entry = TableEntry(
+                path=f"{name}.parquet",
+                kind="rejected",
+                name=name.split("/", 1)[1],
+                role="rejected",
+            )
+            writer.write_table(entry, df.to_arrow(compat_level=pl.CompatLevel.oldest()))
+        report["timings_s"]["write"] = round(time.perf_counter() - write_started, 3)
+        writer.report = report
+        target = writer.commit()
+    report["input_manifest_sha256"] = manifest_sha256(in_dir)
+    return TransformResult(out_dir=target, report=report)
+
+
+def summarize(report: dict[str, Any]) -> str:
+    """A summary a person reads at a glance: migrated, rejected by reason, created issues."""
+    rejected = report.get("rejected") or {}
+    total_rejected = sum(rejected.values()) if isinstance(rejected, dict) else rejected
+    lines = [
+        f"Workflows in:        {report.get('workflows_in', 0):>10,}",
+        f"WorkflowRuns out:    {report.get('runs_out', 0):>10,}",
+        f"Rejected:            {total_rejected:>10,}",
+    ]
+    if isinstance(rejected, dict):
+        lines += [f"  {reason:<24}{n:>10,}" for reason, n in sorted(rejected.items()) if n]
+    lines += [
+        f"Issues created:      {report.get('issues_created', 0):>10,}",
+        f"Issue-less runs:     {report.get('issueless_runs', 0):>10,}",
+        f"Aliases normalised:  {report.get('aliases_normalised', 0):>10,}",
+    ]
+    per_type = report.get("status_per_type") or {}
+    for wtype, statuses in sorted(per_type.items()):
+        parts = ", ".join(f"{s} {n:,}" for s, n in sorted(statuses.items()))
+        lines.append(f"  {wtype:<22}{parts}")
+    return "\n".join(lines)

@@ -1,0 +1,224 @@
+"""The transform stage around the pure migration: verification, lineage, determinism, CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+
+from etl.cli import cli
+from etl.errors import ExitCode
+from etl.stage import StageWriter, TableEntry, manifest_sha256, verify_stage
+from etl.transform import run_transform
+
+pytestmark = pytest.mark.unit
+
+SNAPSHOT = datetime(2025, 5, 31, 12, 0, tzinfo=UTC)
+TS = pa.timestamp("ns", tz="UTC")
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _nodes(rows: list[dict[str, object]], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def write_export(path: Path) -> Path:
+    """A tiny export stage: one good run with an issue, one rejected (metadata missing)."""
+    wf_schema = pa.schema(
+        [
+            ("_element_id", pa.string()),
+            ("_labels", pa.list_(pa.string())),
+            ("id", pa.string()),
+            ("created_at", TS),
+            ("metadata", pa.string()),
+        ]
+    )
+    ev_schema = pa.schema(
+        [
+            ("_element_id", pa.string()),
+            ("_labels", pa.list_(pa.string())),
+            ("id", pa.string()),
+            ("type", pa.string()),
+            ("data", pa.string()),
+            ("timestamp", TS),
+        ]
+    )
+    is_schema = pa.schema(
+        [
+            ("_element_id", pa.string()),
+            ("_labels", pa.list_(pa.string())),
+            ("repoFullName", pa.string()),
+            ("number", pa.float64()),
+        ]
+    )
+    rel_schema = pa.schema(
+        [
+            ("_element_id", pa.string()),
+            ("_start_label", pa.string()),
+            ("_start_element_id", pa.string()),
+            ("_start.id", pa.string()),
+            ("_end_label", pa.string()),
+            ("_end_element_id", pa.string()),
+            ("_end.id", pa.string()),
+        ]
+    )
+    meta = json.dumps(
+        {
+            "workflowType": "resolve_issue",
+            "postToGithub": True,
+            "issue": {"number": 7, "repoFullName": "o/r"},
+        }
+    )
+    with StageWriter(path, stage="export") as w:
+        w.source = {
+            "uri": "bolt://127.0.0.1:1",
+            "database": "neo4j",
+            "snapshot_time": SNAPSHOT.isoformat(),
+        }
+        w.write_table(
+            TableEntry("nodes/Workflow.parquet", "node", "Workflow", key=["id"]),
+            _nodes(
+                [
+                    {
+                        "_element_id": "4:x:1",
+                        "_labels": ["Workflow"],
+                        "id": "w1",
+                        "created_at": _ts("2025-05-01T10:00:00"),
+                        "metadata": meta,
+                    },
+                    {
+                        "_element_id": "4:x:2",
+                        "_labels": ["Workflow"],
+                        "id": "w2",
+                        "created_at": _ts("2025-05-01T11:00:00"),
+                        "metadata": None,
+                    },
+                ],
+                wf_schema,
+            ),
+        )
+        w.write_table(
+            TableEntry("nodes/Event.parquet", "node", "Event", key=["id"]),
+            _nodes(
+                [
+                    {
+                        "_element_id": "4:x:3",
+                        "_labels": ["Event"],
+                        "id": "e1",
+                        "type": "complete",
+                        "data": '{"success":true}',
+                        "timestamp": _ts("2025-05-01T10:05:00"),
+                    }
+                ],
+                ev_schema,
+            ),
+        )
+        w.write_table(
+            TableEntry("nodes/Issue.parquet", "node", "Issue", key=["repoFullName", "number"]),
+            _nodes(
+                [
+                    {
+                        "_element_id": "4:x:4",
+                        "_labels": ["Issue"],
+                        "repoFullName": "o/r",
+                        "number": 7.0,
+                    }
+                ],
+                is_schema,
+            ),
+        )
+        w.write_table(
+            TableEntry(
+                "relationships/BELONGS_TO_WORKFLOW.parquet", "relationship", "BELONGS_TO_WORKFLOW"
+            ),
+            _nodes(
+                [
+                    {
+                        "_element_id": "5:x:1",
+                        "_start_label": "Workflow",
+                        "_start_element_id": "4:x:1",
+                        "_start.id": "w1",
+                        "_end_label": "Event",
+                        "_end_element_id": "4:x:3",
+                        "_end.id": "e1",
+                    }
+                ],
+                rel_schema,
+            ),
+        )
+        w.commit()
+    return path
+
+
+def test_transform_writes_a_verified_stage_with_lineage(tmp_path: Path) -> None:
+    export = write_export(tmp_path / "export")
+    result = run_transform(in_dir=export, out_dir=tmp_path / "transform")
+    manifest = verify_stage(tmp_path / "transform", expect_stage="transform")
+    assert manifest["inputs"][0]["manifest_sha256"] == manifest_sha256(export)
+    assert manifest["migration"]["name"] == "workflow-to-workflowrun"
+    runs = pl.read_parquet(tmp_path / "transform" / "nodes" / "WorkflowRun.parquet")
+    assert runs.select("id", "workflowType", "status").rows() == [
+        ("w1", "resolveIssue", "completed")
+    ]
+    rejected = pl.read_parquet(tmp_path / "transform" / "rejected" / "Workflow.parquet")
+    assert rejected.select("id", "reason").rows() == [("w2", "metadata_missing")]
+    assert result.report["workflows_in"] == 2
+    assert result.report["runs_out"] + sum(result.report["rejected"].values()) == 2
+
+
+def test_transform_output_is_byte_identical_on_rerun(tmp_path: Path) -> None:
+    export = write_export(tmp_path / "export")
+    run_transform(in_dir=export, out_dir=tmp_path / "t1")
+    run_transform(in_dir=export, out_dir=tmp_path / "t2")
+    m1 = json.loads((tmp_path / "t1" / "manifest.json").read_text())
+    m2 = json.loads((tmp_path / "t2" / "manifest.json").read_text())
+    assert [(t["path"], t["sha256"]) for t in m1["tables"]] == [
+        (t["path"], t["sha256"]) for t in m2["tables"]
+    ]
+
+
+def test_dry_run_writes_nothing(tmp_path: Path) -> None:
+    export = write_export(tmp_path / "export")
+    result = run_transform(in_dir=export, out_dir=tmp_path / "t", dry_run=True)
+    assert result.out_dir is None
+    assert result.report["runs_out"] == 1
+    assert not (tmp_path / "t").exists()
+
+
+def test_tampered_export_is_refused(tmp_path: Path) -> None:
+    export = write_export(tmp_path / "export")
+    with (export / "nodes" / "Issue.parquet").open("r+b") as f:
+        f.seek(10)
+        f.write(b"\x00\x01")
+    result = CliRunner().invoke(
+        cli, ["transform", "--in", str(export), "--out", str(tmp_path / "t")]
+    )
+    assert result.exit_code == ExitCode.VALIDATION, result.output
+    assert "nodes/Issue.parquet: sha256 differs" in result.output
+    assert not (tmp_path / "t").exists()
+
+
+def test_cli_summary_list_and_strict(tmp_path: Path) -> None:
+    export = write_export(tmp_path / "export")
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["transform", "--list"])
+    assert listed.exit_code == 0
+    assert "workflow-to-workflowrun" in listed.output
+    ok = runner.invoke(cli, ["transform", "--in", str(export), "--out", str(tmp_path / "t")])
+    assert ok.exit_code == 0, ok.output
+    assert "WorkflowRuns out:" in ok.output and "metadata_missing" in ok.output
+    strict = runner.invoke(
+        cli, ["transform", "--strict", "--in", str(export), "--out", str(tmp_path / "t")]
+    )
+    assert strict.exit_code == ExitCode.VALIDATION
+    bad = runner.invoke(cli, ["transform", "--stale-after", "soon", "--in", str(export)])
+    assert bad.exit_code == ExitCode.USAGE
+    assert "not a duration" in bad.output
