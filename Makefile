@@ -11,7 +11,7 @@ WORKFLOWS ?= 2000
 EXPORT_DIR ?= data/export
 TRANSFORM_DIR ?= data/transform
 
-.PHONY: help install db-start db-stop db-status seed demo transform test test-fast lint
+.PHONY: help install db-start db-stop db-status seed demo transform test test-fast lint export backup bench-export
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -39,6 +39,12 @@ seed: db-start ## Seed a sample legacy graph (WORKFLOWS=2000, wipes the local da
 demo: ## Install, start Neo4j, seed a legacy graph, run every stage end to end
 	$(MAKE) seed
 
+export: install ## Export the legacy graph into data/export (Parquet, checksummed)
+	$(ETL) export --out $(EXPORT_DIR)
+
+backup: install ## Back up every label and type into backups/<timestamp>/
+	$(ETL) backup
+
 transform: install ## Migrate data/export into data/transform (Workflow → WorkflowRun)
 	$(ETL) transform --in $(EXPORT_DIR) --out $(TRANSFORM_DIR)
 
@@ -52,3 +58,37 @@ lint: install ## ruff format --check, ruff check, mypy --strict
 	$(BIN)/ruff format --check etl tests
 	$(BIN)/ruff check etl tests
 	$(BIN)/mypy
+
+bench-export: install ## Export benchmark vs a naive baseline (WORKFLOWS=100000, dev server; wipes it)
+	$(BIN)/python bench/bench_export.py --workflows $(or $(BENCH_WORKFLOWS),100000)
+
+# load / validate / bench-load: ledger and report.json go to $(LOAD_DIR) (default data/load).
+.PHONY: load validate bench-load
+
+load: install ## Load data/transform (in place, or replayed into an empty db), then validate
+	$(ETL) load --in $(TRANSFORM_DIR) --ledger-dir $(or $(LOAD_DIR),data/load)
+
+validate: install ## Check the migration's five invariants in the database (exit 3 if one fails)
+	$(ETL) validate --in $(TRANSFORM_DIR)
+
+bench-load: install ## Load benchmark vs row-at-a-time (WORKFLOWS=100000, dev server; WIPES it)
+	$(BIN)/python bench/bench_load.py --workflows $(or $(BENCH_WORKFLOWS),100000)
+
+# diff / report: outputs go under data/ (git-ignored).
+.PHONY: diff report report-check
+LOAD_DIR ?= data/load
+REPORT_HTML ?= data/report.html
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+diff: install ## Diff data/export vs data/transform and explain the migration (exit 1 = differences, expected)
+	$(ETL) diff $(EXPORT_DIR) $(TRANSFORM_DIR) --migration workflow-to-workflowrun || test $$? -eq 1
+
+report: install ## Write data/report.html (counts, runs, rejections, load rates, diff; self-contained)
+	$(ETL) report --export $(EXPORT_DIR) --transform $(TRANSFORM_DIR) --load $(LOAD_DIR) --out $(REPORT_HTML)
+
+report-check: install ## Render the report in headless Chromium (apt-installs it if missing) → data/report.png
+	@test -x /usr/bin/chromium || { echo "Installing Debian chromium…"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+	$(ETL) report --export $(EXPORT_DIR) --transform $(TRANSFORM_DIR) --load $(LOAD_DIR) \
+		--out $(REPORT_HTML) --screenshot $(REPORT_HTML:.html=.png)
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_report.py -k "chromium or browser"

@@ -11,6 +11,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -204,6 +205,412 @@ def db_admin(obj: Context, args: tuple[str, ...]) -> None:
     click.echo(proc.stdout, nl=False)
     click.echo(proc.stderr, nl=False, err=True)
     sys.exit(proc.returncode)
+
+# -------------------------------------------------------------------- transform
+
+
+def _parse_duration(value: str) -> Any:
+    """'90m', '1h', '2d', '3600s' or plain seconds → timedelta."""
+    from datetime import timedelta
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = value.strip().lower()
+    try:
+        if text and text[-1] in units:
+            return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+        return timedelta(seconds=float(text))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration like 90m, 1h or 2d") from None
+
+
+@cli.command()
+@click.option("--in", "in_dir", default="data/export", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Export stage to read.")
+@click.option("--out", "out_dir", default="data/transform", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Stage directory to write.")
+@click.option("--migration", default="workflow-to-workflowrun", show_default=True,
+              help="Registered migration to run (see --list).")
+@click.option("--stale-after", default="1h", show_default=True,
+              help="Unfinished runs older than this (vs the export's snapshot) become errors.")
+@click.option("--infer-type", is_flag=True,
+              help="Derive workflowType of metadata-less runs from unambiguous events.")
+@click.option("--dry-run", is_flag=True, help="Print the report; write nothing.")
+@click.option("--strict", is_flag=True,
+              help="Exit with code 3 when any row was rejected (quarantined).")
+@click.option("--list", "list_only", is_flag=True, help="List the registered migrations.")
+@pass_ctx
+@handle_errors
+def transform(obj: Context, in_dir: Path, out_dir: Path, migration: str, stale_after: str,
+              infer_type: bool, dry_run: bool, strict: bool, list_only: bool) -> None:
+    """Migrate an export stage into a transform stage (rejected rows explained).
+
+    Example: etl transform --in data/export --out data/transform --stale-after 2h
+    """
+    from etl import transform as stage
+    from etl.migrations import list_migrations
+
+    if list_only:
+        migs = list_migrations()
+        obj.emit([{"name": m.name, "description": m.description} for m in migs],
+                 "\n".join(f"{m.name:<28}{m.description}" for m in migs))
+        return
+    result = stage.run_transform(
+        in_dir=in_dir, out_dir=out_dir, migration=migration,
+        stale_after=_parse_duration(stale_after), infer_type=infer_type, dry_run=dry_run,
+        reporter=obj.reporter(),
+    )
+    where = "(dry run: nothing written)" if dry_run else f"→ {result.out_dir}"
+    obj.emit(result.report, f"{stage.summarize(result.report)}\n{where}")
+    if strict and sum((result.report.get("rejected") or {}).values()):
+        sys.exit(int(ExitCode.VALIDATION))
+
+
+# ------------------------------------------------------------------------- seed
+
+
+@cli.command()
+@click.option("--workflows", type=click.IntRange(min=1), required=True,
+              help="Workflows to write (about 20 events each).")
+@click.option("--seed", "seed_value", type=int, default=42, show_default=True,
+              help="Random seed: the same seed writes the same graph.")
+@click.option("--dirty", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Fraction of workflows planted with one known problem each.")
+@click.option("--replace", is_flag=True, help="Wipe the database first (everything in it).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Workflows per write transaction.")
+@pass_ctx
+@handle_errors
+def seed(obj: Context, workflows: int, seed_value: int, dirty: float, replace: bool,
+         batch_size: int) -> None:
+    """Write a sample legacy graph (Workflow/Event/Issue/Plan) into the configured database.
+
+    The summary (--json) holds what a correct `etl transform` must report under "expected".
+
+    Example: etl seed --workflows 2000 --dirty 0.1 --replace
+    """
+    from etl import seed as seeding
+    from etl.graph.connection import open_driver
+
+    settings = obj.settings()
+    with open_driver(settings) as driver:
+        summary = seeding.seed_database(
+            driver, database=settings.database, workflows=workflows, seed=seed_value,
+            dirty=dirty, replace=replace, batch_size=batch_size, reporter=obj.reporter(),
+        )
+    obj.emit(summary, seeding.describe(summary))
+
+# ----------------------------------------------------------------------- export
+
+
+def _label_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    labels = [part.strip() for part in (value or "").split(",") if part.strip()]
+    return labels or None
+
+
+@cli.command()
+@click.option("--out", "out_dir", default="data/export", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Stage directory to write.")
+@click.option("--labels", callback=_label_list,
+              help="Comma-separated labels (default: Workflow,Issue,Event,Plan).")
+@click.option("--all", "all_labels", is_flag=True, help="Every label and relationship type.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=20_000, show_default=True,
+              help="Rows per read query (memory grows with it).")
+@click.option("--allow-concurrent-writes", is_flag=True,
+              help="Keep the stage even if counts changed while exporting.")
+@pass_ctx
+@handle_errors
+def export(obj: Context, out_dir: Path, labels: list[str] | None, all_labels: bool,
+           batch_size: int, allow_concurrent_writes: bool) -> None:
+    """Stream the graph into a checksummed Parquet stage directory (atomic).
+
+    Example: etl export --out data/export --labels Workflow,Issue,Event,Plan
+    """
+    from etl import export as stage
+
+    if labels and all_labels:
+        raise click.UsageError("--labels and --all exclude each other")
+    result = stage.run_export(
+        obj.settings(), out_dir=out_dir, labels=labels, all_labels=all_labels,
+        batch_size=batch_size, allow_concurrent_writes=allow_concurrent_writes,
+        reporter=obj.reporter(),
+    )
+    obj.emit(result.report, stage.summarize(result.report))
+
+
+@cli.command()
+@click.option("--root", default="backups", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder of backups.")
+@click.option("--list", "list_only", is_flag=True, help="List backups and verify them.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=20_000, show_default=True,
+              help="Rows per read query.")
+@pass_ctx
+@handle_errors
+def backup(obj: Context, root: Path, list_only: bool, batch_size: int) -> None:
+    """Export every label and type into backups/<YYYYMMDD_HHMMSS>/; --list verifies them.
+
+    Example: etl backup && etl backup --list
+    """
+    from etl import export as stage
+
+    if list_only:
+        rows = stage.list_backups(root)
+        obj.emit(rows, stage.describe_backups(rows))
+        return
+    result = stage.run_backup(obj.settings(), root=root, batch_size=batch_size,
+                              reporter=obj.reporter())
+    obj.emit(result.report, stage.summarize(result.report))
+
+
+@cli.command()
+@click.argument("stage_dir", type=click.Path(path_type=Path))
+@pass_ctx
+@handle_errors
+def verify(obj: Context, stage_dir: Path) -> None:
+    """Check a stage directory against its manifest (exit 3 listing every problem).
+
+    Example: etl verify data/export
+    """
+    from etl.stage import verify_stage
+
+    manifest = verify_stage(stage_dir)
+    rows = sum(int(t["rows"]) for t in manifest["tables"])
+    obj.emit({"ok": True, "stage": manifest["stage"], "tables": len(manifest["tables"]),
+              "rows": rows},
+             f"OK: {stage_dir} ({manifest['stage']}, {len(manifest['tables'])} tables, "
+             f"{rows:,} rows) matches its manifest")
+
+
+# ------------------------------------------------------------------------- diff
+
+
+@cli.command()
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+@click.option(
+    "--samples",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Rows shown per kind of difference and table.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write every added/removed/changed row as Parquet per table here.",
+)
+@click.option("--migration", help="Also explain this migration (A: export, B: its transform).")
+@click.option(
+    "--compare-element-ids",
+    is_flag=True,
+    help="Compare _element_id provenance too (it changes on a replay).",
+)
+@click.option("--json", "json_here", is_flag=True, help="Same as the global --json.")
+@pass_ctx
+@handle_errors
+def diff(
+    obj: Context,
+    a: Path,
+    b: Path,
+    samples: int,
+    out_dir: Path | None,
+    migration: str | None,
+    compare_element_ids: bool,
+    json_here: bool,
+) -> None:
+    """Compare two stage directories table by table (added, removed, changed, schema drift).
+
+    Exit codes: 0 identical, 1 differences found, 2 usage error or an input
+    that is missing or fails verification.
+
+    \b
+    Example:
+      etl diff data/export data/transform --migration workflow-to-workflowrun
+    """
+    from etl.diff import run_diff
+    from etl.diff_render import render
+
+    obj.json_output = obj.json_output or json_here
+    try:
+        result = run_diff(
+            a,
+            b,
+            samples=samples,
+            out=out_dir,
+            migration=migration,
+            compare_element_ids=compare_element_ids,
+            reporter=obj.reporter(),
+        )
+    except EtlError as e:  # for diff, an unverifiable input is a usage error (exit 2), not 3
+        if obj.debug:
+            raise
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(int(ExitCode.USAGE))
+    data = result.to_json()
+    obj.emit(data, render(data, rich=sys.stdout.isatty()))
+    sys.exit(int(ExitCode.OK if result.identical else ExitCode.FAILURE))
+
+
+# ---------------------------------------------------------- load, plan, validate
+
+_STAGE_IN = click.option(
+    "--in", "in_dir", default="data/transform", show_default=True,
+    type=click.Path(file_okay=False, path_type=Path), help="Stage to load (transform stage).")
+_EXPORT = click.option(
+    "--export", "export_dir", type=click.Path(file_okay=False, path_type=Path),
+    help="The export the transform read (default: the path in its manifest).")
+
+
+@cli.command()
+@_STAGE_IN
+@_EXPORT
+@click.option("--ledger-dir", default="data/load", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Ledger of committed batches and report.json.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Rows per write transaction.")
+@click.option("--workers", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Concurrent write transactions where batches share no node.")
+@click.option("--resume", is_flag=True, help="Continue an unfinished load (skip ledgered batches).")
+@click.option("--restart", is_flag=True, help="Discard an unfinished ledger; load from the start.")
+@click.option("--rollback", is_flag=True, help="Undo an in-place load from the export.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing (exit 1 if so).")
+@click.option("--break-lock", is_flag=True, help="Remove a stale load lock and say whose it was.")
+@click.option("--into-nonempty", is_flag=True, help="Replay into a database holding other data.")
+@click.option("--mode", type=click.Choice(["online", "offline"]), default="online",
+              show_default=True, help="online: live database (offline: not implemented yet).")
+@pass_ctx
+@handle_errors
+def load(obj: Context, **options: Any) -> None:
+    """Load a transform stage in place (or replay it into an empty database), then validate.
+
+    Exit codes: 0 loaded and valid, 3 invariants failed, 1 load failed or lock held;
+    with --dry-run 0 nothing to change, 1 changes pending.
+
+    Example: etl load --in data/transform --ledger-dir data/load --resume
+    """
+    from etl.load_command import load_command
+
+    out = load_command(obj.settings(), reporter=obj.reporter(), **options)
+    obj.emit(out.data, out.text)
+    sys.exit(out.exit_code)
+
+
+@cli.command()
+@_STAGE_IN
+@_EXPORT
+@click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Rows per read query.")
+@click.option("--into-nonempty", is_flag=True, help="Plan a replay into a non-empty database.")
+@pass_ctx
+@handle_errors
+def plan(obj: Context, **options: Any) -> None:
+    """Show per label and type what `etl load` would create, update and delete (exit 1 if any).
+
+    Example: etl plan --in data/transform
+    """
+    from etl.load_command import plan_command
+
+    out = plan_command(obj.settings(), reporter=obj.reporter(), **options)
+    obj.emit(out.data, out.text)
+    sys.exit(out.exit_code)
+
+
+@cli.command()
+@_STAGE_IN
+@_EXPORT
+@pass_ctx
+@handle_errors
+def validate(obj: Context, **options: Any) -> None:
+    """Check the migration's five invariants in the database (exit 3 when one fails).
+
+    Example: etl validate --in data/transform
+    """
+    from etl.load_command import validate_command
+
+    out = validate_command(obj.settings(), **options)
+    obj.emit(out.data, out.text)
+    sys.exit(out.exit_code)
+
+
+# ----------------------------------------------------------------------- report
+
+
+@cli.command()
+@click.option(
+    "--export",
+    "export_dir",
+    default="data/export",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Export stage.",
+)
+@click.option(
+    "--transform",
+    "transform_dir",
+    default="data/transform",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Transform stage.",
+)
+@click.option(
+    "--load",
+    "load_dir",
+    default="data/load",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Load ledger directory.",
+)
+@click.option(
+    "--out",
+    default="report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="HTML file to write.",
+)
+@click.option(
+    "--screenshot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also render it in headless Chromium to this PNG; exit 1 on console errors.",
+)
+@pass_ctx
+@handle_errors
+def report(
+    obj: Context,
+    export_dir: Path,
+    transform_dir: Path,
+    load_dir: Path,
+    out: Path,
+    screenshot: Path | None,
+) -> None:
+    """Write one self-contained HTML report (counts, runs, rejections, load rates, diff).
+
+    Example: etl report --out report.html --screenshot report.png
+    """
+    from etl.report import write_report
+
+    result = write_report(
+        export=export_dir, transform=transform_dir, load=load_dir, out=out, reporter=obj.reporter()
+    )
+    data: dict[str, Any] = {
+        "out": str(result.path),
+        "bytes": result.bytes,
+        "warnings": result.warnings,
+    }
+    lines = [*(f"note: {w}" for w in result.warnings), f"Report written to {result.path}"]
+    if screenshot is not None:
+        from etl.report_browser import check_in_browser
+
+        check = check_in_browser(result.path, screenshot)
+        data["browser"] = {"png": str(check.png), "svgs": check.svgs, "problems": check.problems}
+        lines += [f"browser: {p}" for p in check.problems]
+        lines.append(
+            f"Screenshot {check.png}: {check.svgs} charts, "
+            f"{'no console errors' if check.ok else 'PROBLEMS above'}"
+        )
+    obj.emit(data, "\n".join(lines))
+    if screenshot is not None and not check.ok:
+        sys.exit(int(ExitCode.FAILURE))
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from etl import __version__
@@ -31,6 +32,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 REPORT = "report.json"
 ROW_GROUP_SIZE = 65_536
+ROW_GROUP_BYTES = 64 << 20
 
 # Fixed writer settings: together with sorted rows they make output byte-identical.
 PARQUET_OPTIONS: dict[str, Any] = {
@@ -86,24 +88,82 @@ class TableEntry:
 
 
 class TableWriter:
-    """Appends record batches to one Parquet file as row groups (streaming)."""
+    """Appends rows to one Parquet file in row groups that depend only on the rows.
+
+    Row-group boundaries are part of the bytes, so they must not follow the
+    caller's batch sizes: rows are buffered and cut every ``ROW_GROUP_SIZE``
+    rows, or earlier where the rows so far in the group reach
+    ``ROW_GROUP_BYTES`` by a deterministic per-row size (lengths of strings,
+    binaries and lists, plus 8 bytes per other column). The cut keeps memory
+    bounded when values are large (megabyte strings) without making the file
+    depend on how the rows arrived.
+    """
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.schema = schema
         self.rows = 0
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._pending_weight = 0
         self._writer = pq.ParquetWriter(path, schema, **PARQUET_OPTIONS)
 
     def write(self, data: pa.RecordBatch | pa.Table) -> None:
         if data.num_rows == 0:
             return
         table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
-        self._writer.write_table(table.cast(self.schema), row_group_size=ROW_GROUP_SIZE)
-        self.rows += table.num_rows
+        table = table.cast(self.schema)
+        weights = row_weights(table)
+        start = 0
+        cumulative = pc.cumulative_sum(weights) if len(weights) else weights
+        while start < table.num_rows:
+            room_rows = ROW_GROUP_SIZE - self._pending_rows
+            base = 0 if start == 0 else cumulative[start - 1].as_py()
+            # Rows fit while the group's weight stays under the cap (one row always fits).
+            limit = ROW_GROUP_BYTES - self._pending_weight + base
+            fit = int(pc.sum(pc.less_equal(cumulative.slice(start), limit)).as_py() or 0)
+            take = max(1 if self._pending_rows == 0 else 0, min(room_rows, fit))
+            if take:
+                self._pending.append(table.slice(start, take))
+                self._pending_rows += take
+                self._pending_weight += cumulative[start + take - 1].as_py() - base
+                start += take
+            group_full = self._pending_rows >= ROW_GROUP_SIZE
+            if group_full or (take < room_rows and start < table.num_rows):
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending_rows:
+            return
+        group = pa.concat_tables(self._pending).combine_chunks()
+        self._writer.write_table(group, row_group_size=group.num_rows)
+        self.rows += group.num_rows
+        self._pending, self._pending_rows, self._pending_weight = [], 0, 0
 
     def close(self) -> None:
+        self._flush()
         self._writer.close()
+
+
+def row_weights(table: pa.Table) -> pa.Array:
+    """A deterministic size per row: byte lengths of variable-width values, 8 per other cell."""
+    total = pa.array([8 * table.num_columns] * table.num_rows, pa.int64())
+    for col in table.columns:
+        t = col.type
+        if (
+            pa.types.is_string(t)
+            or pa.types.is_large_string(t)
+            or pa.types.is_binary(t)
+            or (pa.types.is_large_binary(t))
+        ):
+            size = pc.binary_length(col)
+        elif pa.types.is_list(t) or pa.types.is_large_list(t):
+            size = pc.multiply(pc.list_value_length(col), 8)
+        else:
+            continue
+        total = pc.add(total, pc.fill_null(size.cast(pa.int64()), 0))
+    return total.combine_chunks() if isinstance(total, pa.ChunkedArray) else total
 
 
 class StageWriter:
@@ -197,6 +257,7 @@ class StageWriter:
         }
         if self.migration is not None:
             manifest["migration"] = self.migration
+        manifest["manifest_sha256"] = manifest_digest(manifest)
         _write_json(self.tmp / MANIFEST, manifest)
         _fsync_dir(self.tmp)
         old: Path | None = None
@@ -211,6 +272,13 @@ class StageWriter:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return self.target
+
+
+def manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """sha256 of the manifest's canonical JSON without this field: catches hand edits."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def schema_to_json(schema: pa.Schema) -> list[dict[str, Any]]:
@@ -260,8 +328,9 @@ def read_manifest(stage_dir: Path) -> dict[str, Any]:
 def verify_stage(stage_dir: Path, *, expect_stage: str | None = None) -> dict[str, Any]:
     """Check every file against the manifest; raise ``ValidationFailed`` listing each problem.
 
-    Checks: manifest readable; stage kind; no missing, extra, resized, altered
-    (sha256) or unreadable file; row counts and schemas as recorded; report hash.
+    Checks: manifest readable and unedited (its own sha256); stage kind; no
+    missing, extra, resized, altered (sha256) or unreadable file; row counts
+    and schemas as recorded; report hash.
     """
     manifest = read_manifest(stage_dir)
     problems: list[str] = []
@@ -269,6 +338,9 @@ def verify_stage(stage_dir: Path, *, expect_stage: str | None = None) -> dict[st
         problems.append(
             f"{MANIFEST}: stage is {manifest.get('stage')!r}, expected {expect_stage!r}"
         )
+    recorded = manifest.get("manifest_sha256")
+    if recorded is not None and recorded != manifest_digest(manifest):
+        problems.append(f"{MANIFEST}: edited after it was written (its own sha256 differs)")
     listed = {t["path"] for t in manifest.get("tables", [])}
     for t in manifest.get("tables", []):
         path = stage_dir / t["path"]

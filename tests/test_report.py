@@ -1,0 +1,217 @@
+"""`etl report`: what it reads, that the page is self-contained and escaped, and a browser check.
+
+The browser tests need Chromium (Debian: ``apt-get install -y chromium``, or
+``make report-check``) and skip with that reason when it is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+
+from etl.cli import cli
+from etl.errors import ExitCode
+from etl.report import collect, read_load, write_report
+from etl.report_browser import check_in_browser, external_references, find_chromium
+from etl.report_html import render
+from etl.transform import run_transform
+from tests.test_diff import write_stage
+from tests.test_transform_stage import write_export
+
+pytestmark = pytest.mark.unit
+
+needs_chromium = pytest.mark.skipif(
+    find_chromium() is None,
+    reason="Chromium not installed: apt-get install -y chromium (or run `make report-check`)",
+)
+
+
+def write_load(path: Path) -> Path:
+    """A load directory as `etl load` leaves it: report.json and ledger.jsonl."""
+    path.mkdir(parents=True)
+    header = {"t": "header", "started_at": "2025-06-01T10:00:00.000000Z", "batch_size": 2}
+    batches = [
+        {
+            "t": "batch",
+            "step": "nodes/WorkflowRun",
+            "batch": i,
+            "rows": 2,
+            "committed_at": f"2025-06-01T10:00:0{i + 1}.000000Z",
+        }
+        for i in range(4)
+    ]
+    lines = [json.dumps(x) for x in (header, *batches)] + ['{"t": "batch", "torn']
+    (path / "ledger.jsonl").write_text("\n".join(lines) + "\n")
+    report: dict[str, Any] = {
+        "mode": "in-place",
+        "seconds": 4.2,
+        "nodes_written": 8,
+        "steps": [
+            {
+                "step": "nodes/WorkflowRun",
+                "kind": "node",
+                "rows": 8,
+                "written": 8,
+                "batches": 4,
+                "seconds": 4.0,
+                "rows_per_s": 2,
+            }
+        ],
+        "counts_after": {"labels": {"WorkflowRun": 1, "Workflow": 1}, "types": {"HAS_RUNS": 1}},
+        "validation": {
+            "ok": True,
+            "checks": [
+                {
+                    "number": 1,
+                    "title": "remaining Workflows are the rejected ones",
+                    "ok": True,
+                    "detail": "1 Workflow",
+                }
+            ],
+        },
+    }
+    (path / "report.json").write_text(json.dumps(report))
+    return path
+
+
+@pytest.fixture
+def stages(tmp_path: Path) -> dict[str, Path]:
+    export = write_export(tmp_path / "export")
+    run_transform(in_dir=export, out_dir=tmp_path / "transform")
+    return {
+        "export": export,
+        "transform": tmp_path / "transform",
+        "load": write_load(tmp_path / "load"),
+    }
+
+
+def test_collect_reads_every_stage(stages: dict[str, Path]) -> None:
+    data = collect(export=stages["export"], transform=stages["transform"], load=stages["load"])
+    assert data.export and data.export.verified
+    assert data.transform and data.transform.rows()["nodes/WorkflowRun"] == 1
+    assert data.transform.report["status_per_type"] == {
+        "resolveIssue": {"completed": 1, "error": 0, "running": 0}
+    }
+    assert [(r["reason"], r["rows"], r["examples"]) for r in data.rejected] == [
+        (
+            "metadata_missing",
+            1,
+            [("w2", "Workflow has no metadata, so its workflowType is unknown")],
+        )
+    ]
+    assert data.diff is not None and data.diff["migration"]["migrated"] == 1
+    assert data.load is not None and len(data.load.batches) == 4  # the torn line is ignored
+
+
+def test_rate_series_sums_batches_over_time(tmp_path: Path) -> None:
+    load = read_load(write_load(tmp_path / "load"))
+    assert load is not None
+    # 4 batches of 2 rows at t = 1, 2, 3, 4 s: four 1-second slices of 2 rows/s each.
+    assert load.rate_series(bins=4) == [(0.5, 2.0), (1.5, 2.0), (2.5, 2.0), (3.5, 2.0)]
+
+
+def test_page_is_self_contained_with_charts(stages: dict[str, Path]) -> None:
+    data = collect(export=stages["export"], transform=stages["transform"], load=stages["load"])
+    html = render(data)
+    assert external_references(html) == []
+    assert not re.search(r"https?://", html)
+    assert "<script" not in html
+    assert html.count("<svg") == 4  # rows per table, runs, rejections, load rate
+    for anchor in ("stages", "counts", "runs", "rejected", "load", "diff"):
+        assert f'<section id="{anchor}">' in html
+    assert "metadata_missing" in html and "all invariants hold" in html
+
+
+def test_values_from_files_are_escaped(tmp_path: Path) -> None:
+    schema = pa.schema([("reason", pa.string()), ("detail", pa.string()), ("id", pa.string())])
+    evil = "<script>alert(1)</script>"
+    transform = write_stage(
+        tmp_path / "t",
+        {
+            "rejected/Workflow": (
+                schema,
+                [{"reason": "metadata_missing", "detail": evil, "id": evil}],
+            )
+        },
+        stage="transform",
+    )
+    html = render(collect(export=None, transform=transform, load=None))
+    assert evil not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_missing_stages_are_reported_not_fatal(tmp_path: Path) -> None:
+    data = collect(export=tmp_path / "e", transform=tmp_path / "t", load=tmp_path / "l")
+    html = render(data)
+    assert "No load yet" in html and "No stage directory found." in html
+    assert "no export stage found" in html
+
+
+def test_unfinished_load_and_unverifiable_stage(stages: dict[str, Path]) -> None:
+    (stages["load"] / "report.json").unlink()  # a load that crashed: only the ledger
+    with (stages["export"] / "nodes" / "Event.parquet").open("r+b") as f:
+        f.seek(10)
+        f.write(b"\x00\x01")
+    data = collect(export=stages["export"], transform=stages["transform"], load=stages["load"])
+    html = render(data)
+    assert "report.json missing: the load did not finish" in html
+    assert html.count("<svg") == 4  # the rate chart still comes from the ledger
+    assert "FAILED verification" in html and "sha256 differs" in html
+    assert data.diff is None and data.diff_error is not None
+
+
+def test_cli_writes_the_report(stages: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "r" / "report.html"
+    res = CliRunner().invoke(
+        cli,
+        [
+            "--json",
+            "report",
+            "--export",
+            str(stages["export"]),
+            "--transform",
+            str(stages["transform"]),
+            "--load",
+            str(stages["load"]),
+            "--out",
+            str(out),
+        ],
+    )
+    assert res.exit_code == ExitCode.OK, res.output
+    data = json.loads(res.stdout)
+    assert data["out"] == str(out) and data["warnings"] == []
+    assert out.read_text().startswith("<!DOCTYPE html>")
+
+
+@needs_chromium
+def test_report_renders_in_chromium(stages: dict[str, Path], tmp_path: Path) -> None:
+    html = write_report(
+        export=stages["export"],
+        transform=stages["transform"],
+        load=stages["load"],
+        out=tmp_path / "report.html",
+    ).path
+    check = check_in_browser(html, tmp_path / "report.png")
+    assert check.problems == []
+    assert check.svgs == 4 and len(check.sections) == 6
+    assert check.png.stat().st_size > 10_000
+
+
+@needs_chromium
+def test_browser_check_catches_console_errors(tmp_path: Path) -> None:
+    page = tmp_path / "bad.html"
+    page.write_text(
+        '<!DOCTYPE html><img src="http://example.invalid/x.png">'
+        "<script>undefinedFunction()</script>"
+    )
+    check = check_in_browser(page, tmp_path / "bad.png")
+    assert any("Uncaught ReferenceError" in line for line in check.console)
+    joined = " ".join(check.problems)
+    assert "console message" in joined and "outside resources" in joined
+    assert "sections missing" in joined
