@@ -50,7 +50,7 @@ def wipe_database(driver: neo4j.Driver, database: str, *, batch: int = 10_000) -
     """Delete every node, relationship, constraint and index (tests and `etl db reset`)."""
     with driver.session(database=database) as session:
         session.run(
-            "MATCH (n) CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF $b ROWS",
+            "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF $b ROWS",
             b=batch,
         ).consume()
         for rec in list(session.run("SHOW CONSTRAINTS YIELD name RETURN name")):
