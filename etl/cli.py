@@ -481,7 +481,7 @@ _EXPORT = click.option(
               show_default=True, help="online: live database (offline: not implemented yet).")
 @pass_ctx
 @handle_errors
-def load(obj: Context, **options: Any) -> None:
+def load(obj: Context, /, **options: Any) -> None:
     """Load a transform stage in place (or replay it into an empty database), then validate.
 
     Exit codes: 0 loaded and valid, 3 invariants failed, 1 load failed or lock held;
@@ -504,7 +504,7 @@ def load(obj: Context, **options: Any) -> None:
 @click.option("--into-nonempty", is_flag=True, help="Plan a replay into a non-empty database.")
 @pass_ctx
 @handle_errors
-def plan(obj: Context, **options: Any) -> None:
+def plan(obj: Context, /, **options: Any) -> None:
     """Show per label and type what `etl load` would create, update and delete (exit 1 if any).
 
     Example: etl plan --in data/transform
@@ -521,7 +521,7 @@ def plan(obj: Context, **options: Any) -> None:
 @_EXPORT
 @pass_ctx
 @handle_errors
-def validate(obj: Context, **options: Any) -> None:
+def validate(obj: Context, /, **options: Any) -> None:
     """Check the migration's five invariants in the database (exit 3 when one fails).
 
     Example: etl validate --in data/transform

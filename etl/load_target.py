@@ -1,0 +1,110 @@
+"""What the target database is to a stage: its source (in place), empty, or neither.
+
+``detect_mode`` decides by looking, never by trusting a flag:
+
+* empty (the lock node aside) → **replay**;
+* a sample of the stage's WorkflowRuns exist *as the same nodes* (same
+  element id, same ``id``, labelled Workflow or already WorkflowRun) → the
+  database is the one exported → **in place**;
+* a sample of the stage's keys already exist (an earlier replay of this
+  stage, finished or not) → **replay** again (merges change nothing);
+* otherwise the database holds something else: refuse, unless the caller
+  passed ``--into-nonempty``.
+
+Element ids are only meaningful in the database that issued them, and Neo4j
+reuses the ids of deleted nodes; that is why a match must also agree on the
+``id`` property and the label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from etl.errors import StageError
+from etl.graph import schema
+from etl.graph.params import SOURCE_ID, prop_name
+from etl.graph.schema import Driver, SchemaItem
+from etl.load_input import StageInput, TableInfo, read_columns
+from etl.load_steps import IN_PLACE, REPLAY, SOURCE_LABEL, TARGET_LABEL, Keys
+
+SAMPLE = 25
+#: Labels whose key the target schema makes unique (when the data allows it).
+UNIQUE_LABELS = ("WorkflowRun", "Event", "Plan")
+
+
+@dataclass(frozen=True)
+class Target:
+    mode: str
+    reason: str
+    #: the database was empty: a replay may create instead of merge
+    fresh: bool = False
+
+
+def _sample(stage: StageInput, table: TableInfo) -> list[dict[str, object]]:
+    frame = read_columns(stage.path, table, ["_element_id", "id"])
+    if "id" not in frame.columns or frame.height == 0:
+        return []
+    step = max(frame.height // SAMPLE, 1)
+    picked = frame.gather_every(step).head(SAMPLE).drop_nulls()
+    return [{"e": e, "id": i} for e, i in picked.select("_element_id", "id").iter_rows()]
+
+
+def detect_mode(
+    driver: Driver, database: str, stage: StageInput, *, into_nonempty: bool = False
+) -> Target:
+    """Decide in place / replay for ``stage`` on this database, or raise ``StageError``."""
+    total = schema.node_total(driver, database)
+    if total == 0:
+        return Target(REPLAY, "the database is empty", fresh=True)
+    runs = stage.table(f"nodes/{TARGET_LABEL}")
+    if stage.stage == "transform" and runs is not None and runs.rows:
+        rows = _sample(stage, runs)
+        found = schema.found_by_element_id(driver, database, rows, [SOURCE_LABEL, TARGET_LABEL])
+        if rows and found == len(rows):
+            return Target(
+                IN_PLACE,
+                f"{found}/{len(rows)} sampled WorkflowRuns are the exported Workflow nodes",
+            )
+        if found:
+            raise StageError(
+                f"only {found} of {len(rows)} sampled WorkflowRuns are the exported nodes: "
+                "the database changed since the export, or is another copy",
+                hint="export and transform this database again, then load",
+            )
+    keyed = [t for t in stage.tables("node") if t.key == ("id",) and t.rows]
+    if keyed:
+        rows = _sample(stage, keyed[0])
+        ids = [r["id"] for r in rows]
+        if stage.stage != "transform" and rows:
+            same = schema.found_by_element_id(driver, database, rows, [keyed[0].name])
+            if same == len(rows):
+                raise StageError(
+                    f"this database is the source of the {stage.stage} stage {stage.path}: "
+                    "there is nothing to load",
+                    hint="replay an export or backup into an empty database",
+                )
+        if ids and schema.found_by_id(driver, database, keyed[0].name, ids) == len(ids):
+            return Target(REPLAY, "the database holds an earlier replay of this stage")
+    if into_nonempty:
+        return Target(REPLAY, f"the database holds {total:,} other nodes (--into-nonempty)")
+    raise StageError(
+        f"the database holds {total:,} nodes but is neither the source of {stage.path} nor empty",
+        hint="load into an empty database (`etl db reset`), load in place into the exported "
+        "database, or pass --into-nonempty to merge the stage into this one",
+    )
+
+
+def wanted_schema(stage: StageInput, keys: Keys, mode: str) -> list[SchemaItem]:
+    """Constraints and indexes a load creates before writing (see ``etl.graph.schema``)."""
+    wanted: list[SchemaItem] = []
+    for table in sorted(stage.tables("node"), key=lambda t: t.name):
+        label = table.name
+        if mode == IN_PLACE and label not in (TARGET_LABEL, "Issue", "Event", "Plan"):
+            continue
+        ambiguous = len(keys.ambiguous.get(label, ())) > 0
+        if table.key:
+            unique = label in UNIQUE_LABELS and not ambiguous
+            wanted.append(SchemaItem(label, tuple(prop_name(k) for k in table.key), unique))
+        if mode == REPLAY and (not table.key or ambiguous):
+            wanted.append(SchemaItem(label, (SOURCE_ID,), False))
+    return wanted

@@ -1,0 +1,154 @@
+"""What `etl load` refuses, and the lock: nothing is written unless everything checks out.
+
+Uses one transform stage for the module (replayed into the empty database the
+``driver`` fixture gives each test), and copies of it that are tampered with.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from etl.errors import ExitCode, LockHeld
+from etl.graph.schema import acquire_lock, release_lock
+from etl.load import run_load
+from etl.settings import Settings
+from etl.stage import StageWriter, TableEntry
+from tests.test_load_support import Stages, counts, cypher, legacy_stages, schema_names
+
+__all__ = ["legacy_stages"]  # session fixture used here
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def stages(legacy_stages: Stages) -> Stages:
+    return legacy_stages
+
+
+def _untouched(driver: Any, settings: Settings) -> None:
+    assert counts(driver, settings) == {"labels": {}, "types": {}}
+    assert schema_names(driver, settings) == []
+    assert not cypher(driver, settings, "MATCH (l:EtlLock) RETURN l")
+
+
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_tampered_stage_is_refused_before_any_write(
+    driver: Any, neo4j_settings: Settings, stages: Stages, tmp_path: Path, run_cli: Any
+) -> None:
+    copy = tmp_path / "transform"
+    shutil.copytree(stages.transform, copy)
+    _flip(copy / "nodes" / "WorkflowRun.parquet")
+    result = run_cli("load", "--in", str(copy), "--ledger-dir", str(tmp_path / "l"))
+    assert result.exit_code == ExitCode.VALIDATION, result.output
+    assert "nodes/WorkflowRun.parquet: sha256 differs" in result.output
+    _untouched(driver, neo4j_settings)
+    assert not (tmp_path / "l").exists(), "no ledger for a refused input"
+
+
+def test_lineage_is_checked(
+    driver: Any, neo4j_settings: Settings, stages: Stages, tmp_path: Path, run_cli: Any
+) -> None:
+    base = ("load", "--in", str(stages.transform), "--ledger-dir", str(tmp_path / "l"))
+    missing = run_cli(*base, "--export", str(tmp_path / "nowhere"))
+    assert missing.exit_code == ExitCode.VALIDATION
+    assert "the export this transform was made from is missing" in missing.output
+
+    tampered = tmp_path / "export"
+    shutil.copytree(stages.export, tampered)
+    _flip(tampered / "nodes" / "Workflow.parquet")
+    bad = run_cli(*base, "--export", str(tampered))
+    assert bad.exit_code == ExitCode.VALIDATION
+    assert "nodes/Workflow.parquet: sha256 differs" in bad.output
+
+    other = tmp_path / "other-export"
+    with StageWriter(other, stage="export") as w:
+        import pyarrow as pa
+
+        w.write_table(
+            TableEntry("nodes/Workflow.parquet", "node", "Workflow", key=["id"]),
+            pa.table({"_element_id": ["4:x:1"], "id": ["w1"]}),
+        )
+        w.commit()
+    wrong = run_cli(*base, "--export", str(other))
+    assert wrong.exit_code == ExitCode.VALIDATION
+    assert "is not the export" in wrong.output
+    _untouched(driver, neo4j_settings)
+
+
+def test_a_database_that_is_neither_empty_nor_the_source_is_refused(
+    driver: Any, neo4j_settings: Settings, stages: Stages, tmp_path: Path, run_cli: Any
+) -> None:
+    cypher(driver, neo4j_settings, "CREATE (:Something {id: 'else'})")
+    result = run_cli("load", "--in", str(stages.transform), "--ledger-dir", str(tmp_path / "l"))
+    assert result.exit_code == ExitCode.FAILURE
+    assert "neither the source" in result.output and "--into-nonempty" in result.output
+    assert counts(driver, neo4j_settings)["labels"] == {"Something": 1}
+    forced = run_cli(
+        "load",
+        "--in",
+        str(stages.transform),
+        "--ledger-dir",
+        str(tmp_path / "l"),
+        "--into-nonempty",
+    )
+    assert forced.exit_code == ExitCode.VALIDATION, forced.output  # Something is unexpected
+    assert "FAIL  5." in forced.output and "Something 1 (expected 0)" in forced.output
+
+
+def test_lock_contention_and_break_lock(
+    driver: Any, neo4j_settings: Settings, stages: Stages, tmp_path: Path, run_cli: Any
+) -> None:
+    other = acquire_lock(driver, neo4j_settings.database, purpose="load", input_sha="x")
+    with pytest.raises(LockHeld, match="--break-lock") as held:
+        run_load(neo4j_settings, in_dir=stages.transform, ledger_dir=tmp_path / "l")
+    assert other.holder in str(held.value)
+    result = run_cli("load", "--in", str(stages.transform), "--ledger-dir", str(tmp_path / "l"))
+    assert result.exit_code == ExitCode.FAILURE
+    assert f"another load holds the lock: {other.holder}" in result.output
+    assert counts(driver, neo4j_settings) == {"labels": {}, "types": {}}, "nothing written"
+
+    broken = run_cli("load", "--break-lock")
+    assert broken.exit_code == 0
+    assert f"Removed the load lock of {other.holder}" in broken.output
+    release_lock(driver, neo4j_settings.database, other)  # the old holder: a no-op now
+    assert run_cli("load", "--break-lock").output.strip() == "No load lock was held."
+    ok = run_cli("load", "--in", str(stages.transform), "--ledger-dir", str(tmp_path / "l"))
+    assert ok.exit_code == 0, ok.output
+    assert not cypher(driver, neo4j_settings, "MATCH (l:EtlLock) RETURN l")
+
+
+def test_unfinished_ledger_rules(
+    driver: Any, neo4j_settings: Settings, stages: Stages, tmp_path: Path, run_cli: Any
+) -> None:
+    ledger = tmp_path / "l"
+    ledger.mkdir()
+    header = {
+        "t": "header",
+        "input_manifest_sha256": "another",
+        "input": "/old/stage",
+        "started_at": "2026-01-01T00:00:00Z",
+        "mode": "replay",
+    }
+    (ledger / "ledger.jsonl").write_text(json.dumps(header) + "\n")
+    base = ("load", "--in", str(stages.transform), "--ledger-dir", str(ledger))
+    other = run_cli(*base)
+    assert other.exit_code == ExitCode.FAILURE
+    assert "unfinished load of another input (/old/stage" in other.output
+    both = run_cli(*base, "--resume", "--restart")
+    assert both.exit_code == ExitCode.USAGE
+    assert "--resume and --restart exclude each other" in both.output
+    restarted = run_cli(*base, "--restart")
+    assert restarted.exit_code == 0, restarted.output
+    assert len(list(ledger.glob("ledger.*.jsonl"))) == 1, "the discarded ledger is kept aside"
+    offline = run_cli(*base, "--mode", "offline")
+    assert offline.exit_code == ExitCode.USAGE
