@@ -36,8 +36,13 @@ db-status: install ## Show the local server's version, URI, PID and password
 seed: db-start ## Seed a sample legacy graph (WORKFLOWS=2000, wipes the local database first)
 	$(ETL) seed --workflows $(WORKFLOWS) --dirty 0.1 --replace
 
-demo: ## Install, start Neo4j, seed a legacy graph, run every stage end to end
+demo: ## Install, start Neo4j, seed a legacy graph, export, transform, load, validate, diff, report
 	$(MAKE) seed
+	$(MAKE) export
+	$(MAKE) transform
+	$(MAKE) diff
+	$(MAKE) load
+	$(MAKE) report
 
 export: install ## Export the legacy graph into data/export (Parquet, checksummed)
 	$(ETL) export --out $(EXPORT_DIR)
