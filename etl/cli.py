@@ -474,7 +474,9 @@ _EXPORT = click.option(
 @click.option("--resume", is_flag=True, help="Continue an unfinished load (skip ledgered batches).")
 @click.option("--restart", is_flag=True, help="Discard an unfinished ledger; load from the start.")
 @click.option("--rollback", is_flag=True, help="Undo an in-place load from the export.")
-@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing (exit 1 if so).")
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would change; write nothing (exit 1 if so)."
+)
 @click.option("--break-lock", is_flag=True, help="Remove a stale load lock and say whose it was.")
 @click.option("--into-nonempty", is_flag=True, help="Replay into a database holding other data.")
 @click.option("--mode", type=click.Choice(["online", "offline"]), default="online",

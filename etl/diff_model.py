@@ -17,14 +17,6 @@ from typing import Any
 
 #: Columns that record where a row came from, not what it is.
 PROVENANCE = ("_element_id", "_start_element_id", "_end_element_id")
-#: Documented keys (docs/STAGE_FORMAT.md), used when a manifest records none.
-KNOWN_KEYS: dict[str, list[str]] = {
-    "Workflow": ["id"],
-    "WorkflowRun": ["id"],
-    "Event": ["id"],
-    "Plan": ["id"],
-    "Issue": ["repoFullName", "number"],
-}
 A, B = "a::", "b::"
 IN_A, IN_B, DUP, CHANGED = "__in_a", "__in_b", "__dup", "__changed"
 KEY_HASH = "__key_hash"

@@ -53,7 +53,6 @@ from etl.diff_model import (
     IN_A,
     IN_B,
     KEY_HASH,
-    KNOWN_KEYS,
     PROVENANCE,
     A,
     B,
@@ -63,6 +62,7 @@ from etl.diff_model import (
 )
 from etl.diff_rows import summarise
 from etl.diff_values import common_dtype
+from etl.stage import KNOWN_KEYS
 
 
 def choose_key(pair: TablePair, common: Sequence[str]) -> list[str]:

@@ -28,10 +28,17 @@ from etl.errors import ConfigError, StageError, ValidationFailed
 from etl.extsort import SortedRuns
 from etl.graph.connection import open_driver
 from etl.graph.fetch import IdPrefixes
-from etl.graph.read import KNOWN_KEYS, GraphReader, TablePlan, label_priority
+from etl.graph.read import GraphReader, TablePlan, label_priority
 from etl.progress import NullReporter, Reporter
 from etl.settings import Settings
-from etl.stage import StageWriter, TableEntry, ensure_free_space, read_manifest, verify_stage
+from etl.stage import (
+    KNOWN_KEYS,
+    StageWriter,
+    TableEntry,
+    ensure_free_space,
+    read_manifest,
+    verify_stage,
+)
 
 #: What the Workflow → WorkflowRun migration reads (docs/MIGRATION.md).
 DEFAULT_LABELS = ("Workflow", "Issue", "Event", "Plan")

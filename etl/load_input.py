@@ -26,16 +26,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from etl.errors import StageError, ValidationFailed
-from etl.stage import manifest_sha256, verify_stage
+from etl.stage import KNOWN_KEYS, manifest_sha256, verify_stage
 
-#: Business keys per label (docs/STAGE_FORMAT.md "Keys").
-KNOWN_KEYS: dict[str, tuple[str, ...]] = {
-    "Workflow": ("id",),
-    "WorkflowRun": ("id",),
-    "Event": ("id",),
-    "Plan": ("id",),
-    "Issue": ("repoFullName", "number"),
-}
 LOADABLE_STAGES = ("transform", "export", "backup")
 
 
@@ -109,7 +101,9 @@ def _zone_hints(manifest: dict[str, Any] | None) -> dict[str, dict[str, str]]:
 def _table_info(t: dict[str, Any], fallback_hints: dict[str, str]) -> TableInfo:
     names = [f["name"] for f in t.get("schema", [])]
     if t["kind"] == "node":
-        key = KNOWN_KEYS.get(t["name"]) or tuple(k for k in t.get("key") or [] if k in names)
+        key = tuple(KNOWN_KEYS.get(t["name"], ())) or tuple(
+            k for k in t.get("key") or [] if k in names
+        )
         if key == ("_element_id",) or not all(k in names for k in key):
             key = ()
     else:

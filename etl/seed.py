@@ -44,6 +44,7 @@ from typing import Any
 
 from etl.errors import ConfigError, EtlError
 from etl.graph import seed_write
+from etl.migrations.workflow_runs_classify import REASONS
 from etl.progress import NullReporter, Reporter, Task
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -52,19 +53,6 @@ _NOW_MS, _START_MS = int(NOW.timestamp() * 1000), int(START.timestamp() * 1000)
 # Runs start at least two hours before NOW, so only the planned ones look alive.
 _SPAN_MS = _NOW_MS - 2 * 3_600_000 - _START_MS
 
-#: The transform's rejection codes in its precedence order (``id_missing`` is never planted).
-REASONS = (
-    "id_missing",
-    "duplicate_id",
-    "metadata_missing",
-    "metadata_invalid_json",
-    "metadata_not_object",
-    "workflow_type_missing",
-    "workflow_type_unknown",
-    "created_at_missing",
-    "issue_ref_invalid",
-    "issue_ref_conflict",
-)
 #: Planted kinds and their share of ``--dirty``: first the rejected ones (reason of the
 #: same name), then valid ones that exercise a rule and migrate.
 PLANT_WEIGHTS: dict[str, int] = {

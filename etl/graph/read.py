@@ -44,15 +44,8 @@ from etl.graph.arrow import (
 from etl.graph.connection import server_info, translate_errors
 from etl.graph.fetch import IdPrefixes
 from etl.settings import Settings
+from etl.stage import KNOWN_KEYS
 
-#: Business keys of the labels the migration knows (docs/STAGE_FORMAT.md "Keys").
-KNOWN_KEYS: dict[str, list[str]] = {
-    "Workflow": ["id"],
-    "WorkflowRun": ["id"],
-    "Event": ["id"],
-    "Plan": ["id"],
-    "Issue": ["repoFullName", "number"],
-}
 _SORTABLE = {"STRING", "INTEGER", "FLOAT", "BOOLEAN", "DATE", "LOCAL DATETIME"}
 
 
