@@ -206,6 +206,7 @@ def db_admin(obj: Context, args: tuple[str, ...]) -> None:
     click.echo(proc.stderr, nl=False, err=True)
     sys.exit(proc.returncode)
 
+
 # -------------------------------------------------------------------- transform
 
 
@@ -224,24 +225,57 @@ def _parse_duration(value: str) -> Any:
 
 
 @cli.command()
-@click.option("--in", "in_dir", default="data/export", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Export stage to read.")
-@click.option("--out", "out_dir", default="data/transform", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Stage directory to write.")
-@click.option("--migration", default="workflow-to-workflowrun", show_default=True,
-              help="Registered migration to run (see --list).")
-@click.option("--stale-after", default="1h", show_default=True,
-              help="Unfinished runs older than this (vs the export's snapshot) become errors.")
-@click.option("--infer-type", is_flag=True,
-              help="Derive workflowType of metadata-less runs from unambiguous events.")
+@click.option(
+    "--in",
+    "in_dir",
+    default="data/export",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Export stage to read.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default="data/transform",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Stage directory to write.",
+)
+@click.option(
+    "--migration",
+    default="workflow-to-workflowrun",
+    show_default=True,
+    help="Registered migration to run (see --list).",
+)
+@click.option(
+    "--stale-after",
+    default="1h",
+    show_default=True,
+    help="Unfinished runs older than this (vs the export's snapshot) become errors.",
+)
+@click.option(
+    "--infer-type",
+    is_flag=True,
+    help="Derive workflowType of metadata-less runs from unambiguous events.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the report; write nothing.")
-@click.option("--strict", is_flag=True,
-              help="Exit with code 3 when any row was rejected (quarantined).")
+@click.option(
+    "--strict", is_flag=True, help="Exit with code 3 when any row was rejected (quarantined)."
+)
 @click.option("--list", "list_only", is_flag=True, help="List the registered migrations.")
 @pass_ctx
 @handle_errors
-def transform(obj: Context, in_dir: Path, out_dir: Path, migration: str, stale_after: str,
-              infer_type: bool, dry_run: bool, strict: bool, list_only: bool) -> None:
+def transform(
+    obj: Context,
+    in_dir: Path,
+    out_dir: Path,
+    migration: str,
+    stale_after: str,
+    infer_type: bool,
+    dry_run: bool,
+    strict: bool,
+    list_only: bool,
+) -> None:
     """Migrate an export stage into a transform stage (rejected rows explained).
 
     Example: etl transform --in data/export --out data/transform --stale-after 2h
@@ -251,12 +285,18 @@ def transform(obj: Context, in_dir: Path, out_dir: Path, migration: str, stale_a
 
     if list_only:
         migs = list_migrations()
-        obj.emit([{"name": m.name, "description": m.description} for m in migs],
-                 "\n".join(f"{m.name:<28}{m.description}" for m in migs))
+        obj.emit(
+            [{"name": m.name, "description": m.description} for m in migs],
+            "\n".join(f"{m.name:<28}{m.description}" for m in migs),
+        )
         return
     result = stage.run_transform(
-        in_dir=in_dir, out_dir=out_dir, migration=migration,
-        stale_after=_parse_duration(stale_after), infer_type=infer_type, dry_run=dry_run,
+        in_dir=in_dir,
+        out_dir=out_dir,
+        migration=migration,
+        stale_after=_parse_duration(stale_after),
+        infer_type=infer_type,
+        dry_run=dry_run,
         reporter=obj.reporter(),
     )
     where = "(dry run: nothing written)" if dry_run else f"→ {result.out_dir}"
@@ -269,19 +309,40 @@ def transform(obj: Context, in_dir: Path, out_dir: Path, migration: str, stale_a
 
 
 @cli.command()
-@click.option("--workflows", type=click.IntRange(min=1), required=True,
-              help="Workflows to write (about 20 events each).")
-@click.option("--seed", "seed_value", type=int, default=42, show_default=True,
-              help="Random seed: the same seed writes the same graph.")
-@click.option("--dirty", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Fraction of workflows planted with one known problem each.")
+@click.option(
+    "--workflows",
+    type=click.IntRange(min=1),
+    required=True,
+    help="Workflows to write (about 20 events each).",
+)
+@click.option(
+    "--seed",
+    "seed_value",
+    type=int,
+    default=42,
+    show_default=True,
+    help="Random seed: the same seed writes the same graph.",
+)
+@click.option(
+    "--dirty",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Fraction of workflows planted with one known problem each.",
+)
 @click.option("--replace", is_flag=True, help="Wipe the database first (everything in it).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Workflows per write transaction.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Workflows per write transaction.",
+)
 @pass_ctx
 @handle_errors
-def seed(obj: Context, workflows: int, seed_value: int, dirty: float, replace: bool,
-         batch_size: int) -> None:
+def seed(
+    obj: Context, workflows: int, seed_value: int, dirty: float, replace: bool, batch_size: int
+) -> None:
     """Write a sample legacy graph (Workflow/Event/Issue/Plan) into the configured database.
 
     The summary (--json) holds what a correct `etl transform` must report under "expected".
@@ -294,10 +355,17 @@ def seed(obj: Context, workflows: int, seed_value: int, dirty: float, replace: b
     settings = obj.settings()
     with open_driver(settings) as driver:
         summary = seeding.seed_database(
-            driver, database=settings.database, workflows=workflows, seed=seed_value,
-            dirty=dirty, replace=replace, batch_size=batch_size, reporter=obj.reporter(),
+            driver,
+            database=settings.database,
+            workflows=workflows,
+            seed=seed_value,
+            dirty=dirty,
+            replace=replace,
+            batch_size=batch_size,
+            reporter=obj.reporter(),
         )
     obj.emit(summary, seeding.describe(summary))
+
 
 # ----------------------------------------------------------------------- export
 
@@ -308,19 +376,42 @@ def _label_list(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 
 @cli.command()
-@click.option("--out", "out_dir", default="data/export", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Stage directory to write.")
-@click.option("--labels", callback=_label_list,
-              help="Comma-separated labels (default: Workflow,Issue,Event,Plan).")
+@click.option(
+    "--out",
+    "out_dir",
+    default="data/export",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Stage directory to write.",
+)
+@click.option(
+    "--labels",
+    callback=_label_list,
+    help="Comma-separated labels (default: Workflow,Issue,Event,Plan).",
+)
 @click.option("--all", "all_labels", is_flag=True, help="Every label and relationship type.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=20_000, show_default=True,
-              help="Rows per read query (memory grows with it).")
-@click.option("--allow-concurrent-writes", is_flag=True,
-              help="Keep the stage even if counts changed while exporting.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=20_000,
+    show_default=True,
+    help="Rows per read query (memory grows with it).",
+)
+@click.option(
+    "--allow-concurrent-writes",
+    is_flag=True,
+    help="Keep the stage even if counts changed while exporting.",
+)
 @pass_ctx
 @handle_errors
-def export(obj: Context, out_dir: Path, labels: list[str] | None, all_labels: bool,
-           batch_size: int, allow_concurrent_writes: bool) -> None:
+def export(
+    obj: Context,
+    out_dir: Path,
+    labels: list[str] | None,
+    all_labels: bool,
+    batch_size: int,
+    allow_concurrent_writes: bool,
+) -> None:
     """Stream the graph into a checksummed Parquet stage directory (atomic).
 
     Example: etl export --out data/export --labels Workflow,Issue,Event,Plan
@@ -330,19 +421,33 @@ def export(obj: Context, out_dir: Path, labels: list[str] | None, all_labels: bo
     if labels and all_labels:
         raise click.UsageError("--labels and --all exclude each other")
     result = stage.run_export(
-        obj.settings(), out_dir=out_dir, labels=labels, all_labels=all_labels,
-        batch_size=batch_size, allow_concurrent_writes=allow_concurrent_writes,
+        obj.settings(),
+        out_dir=out_dir,
+        labels=labels,
+        all_labels=all_labels,
+        batch_size=batch_size,
+        allow_concurrent_writes=allow_concurrent_writes,
         reporter=obj.reporter(),
     )
     obj.emit(result.report, stage.summarize(result.report))
 
 
 @cli.command()
-@click.option("--root", default="backups", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Folder of backups.")
+@click.option(
+    "--root",
+    default="backups",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of backups.",
+)
 @click.option("--list", "list_only", is_flag=True, help="List backups and verify them.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=20_000, show_default=True,
-              help="Rows per read query.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=20_000,
+    show_default=True,
+    help="Rows per read query.",
+)
 @pass_ctx
 @handle_errors
 def backup(obj: Context, root: Path, list_only: bool, batch_size: int) -> None:
@@ -356,8 +461,9 @@ def backup(obj: Context, root: Path, list_only: bool, batch_size: int) -> None:
         rows = stage.list_backups(root)
         obj.emit(rows, stage.describe_backups(rows))
         return
-    result = stage.run_backup(obj.settings(), root=root, batch_size=batch_size,
-                              reporter=obj.reporter())
+    result = stage.run_backup(
+        obj.settings(), root=root, batch_size=batch_size, reporter=obj.reporter()
+    )
     obj.emit(result.report, stage.summarize(result.report))
 
 
@@ -374,10 +480,11 @@ def verify(obj: Context, stage_dir: Path) -> None:
 
     manifest = verify_stage(stage_dir)
     rows = sum(int(t["rows"]) for t in manifest["tables"])
-    obj.emit({"ok": True, "stage": manifest["stage"], "tables": len(manifest["tables"]),
-              "rows": rows},
-             f"OK: {stage_dir} ({manifest['stage']}, {len(manifest['tables'])} tables, "
-             f"{rows:,} rows) matches its manifest")
+    obj.emit(
+        {"ok": True, "stage": manifest["stage"], "tables": len(manifest["tables"]), "rows": rows},
+        f"OK: {stage_dir} ({manifest['stage']}, {len(manifest['tables'])} tables, "
+        f"{rows:,} rows) matches its manifest",
+    )
 
 
 # ------------------------------------------------------------------------- diff
@@ -454,23 +561,45 @@ def diff(
 # ---------------------------------------------------------- load, plan, validate
 
 _STAGE_IN = click.option(
-    "--in", "in_dir", default="data/transform", show_default=True,
-    type=click.Path(file_okay=False, path_type=Path), help="Stage to load (transform stage).")
+    "--in",
+    "in_dir",
+    default="data/transform",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Stage to load (transform stage).",
+)
 _EXPORT = click.option(
-    "--export", "export_dir", type=click.Path(file_okay=False, path_type=Path),
-    help="The export the transform read (default: the path in its manifest).")
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The export the transform read (default: the path in its manifest).",
+)
 
 
 @cli.command()
 @_STAGE_IN
 @_EXPORT
-@click.option("--ledger-dir", default="data/load", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Ledger of committed batches and report.json.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True,
-              help="Rows per write transaction.")
-@click.option("--workers", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Concurrent write transactions where batches share no node.")
+@click.option(
+    "--ledger-dir",
+    default="data/load",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Ledger of committed batches and report.json.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=5000,
+    show_default=True,
+    help="Rows per write transaction.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Concurrent write transactions where batches share no node.",
+)
 @click.option("--resume", is_flag=True, help="Continue an unfinished load (skip ledgered batches).")
 @click.option("--restart", is_flag=True, help="Discard an unfinished ledger; load from the start.")
 @click.option("--rollback", is_flag=True, help="Undo an in-place load from the export.")
@@ -479,21 +608,44 @@ _EXPORT = click.option(
 )
 @click.option("--break-lock", is_flag=True, help="Remove a stale load lock and say whose it was.")
 @click.option("--into-nonempty", is_flag=True, help="Replay into a database holding other data.")
-@click.option("--mode", type=click.Choice(["online", "offline"]), default="online",
-              show_default=True, help="online: live database (offline: not implemented yet).")
+@click.option(
+    "--mode",
+    type=click.Choice(["online", "offline"]),
+    default="online",
+    show_default=True,
+    help="online: write through Bolt (in place, or replay). offline: neo4j-admin "
+    "import into a fresh database of a local home (the server is stopped meanwhile).",
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="--mode offline: the Neo4j home to import into (default: the bundled "
+    "server's, ETL_NEO4J_HOME); its server listens on ETL_NEO4J_BOLT_PORT.",
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="--mode offline: overwrite a database that is not empty (says what it wipes).",
+)
 @pass_ctx
 @handle_errors
-def load(obj: Context, /, **options: Any) -> None:
+def load(obj: Context, /, home: Path | None, **options: Any) -> None:
     """Load a transform stage in place (or replay it into an empty database), then validate.
+
+    --mode offline replays any stage (transform, export, backup) into a fresh database
+    with neo4j-admin import, runs `neo4j-admin database check`, then reconciles counts
+    per label and type and the migration's invariants.
 
     Exit codes: 0 loaded and valid, 3 invariants failed, 1 load failed or lock held;
     with --dry-run 0 nothing to change, 1 changes pending.
 
-    Example: etl load --in data/transform --ledger-dir data/load --resume
+    Examples: etl load --in data/transform --ledger-dir data/load --resume
+              etl load --mode offline --in data/transform --replace
     """
     from etl.load_command import load_command
 
-    out = load_command(obj.settings(), reporter=obj.reporter(), **options)
+    settings = obj.settings(local_home=home.resolve() if home else None)
+    out = load_command(settings, reporter=obj.reporter(), **options)
     obj.emit(out.data, out.text)
     sys.exit(out.exit_code)
 
@@ -501,8 +653,13 @@ def load(obj: Context, /, **options: Any) -> None:
 @cli.command()
 @_STAGE_IN
 @_EXPORT
-@click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True,
-              help="Rows per read query.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=5000,
+    show_default=True,
+    help="Rows per read query.",
+)
 @click.option("--into-nonempty", is_flag=True, help="Plan a replay into a non-empty database.")
 @pass_ctx
 @handle_errors

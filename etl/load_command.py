@@ -51,6 +51,7 @@ def load_command(
     mode: str,
     reporter: Reporter,
     workers: int = 3,
+    replace: bool = False,
 ) -> Outcome:
     """``etl load`` with all its flags."""
     actions = [f for f, on in (("--rollback", rollback), ("--dry-run", dry_run)) if on]
@@ -61,11 +62,10 @@ def load_command(
         raise ConfigError(
             f"{actions[0]} and {'--resume' if resume else '--restart'} exclude each other"
         )
-    if mode != "online":
-        raise ConfigError(
-            "--mode offline (neo4j-admin import into a fresh home) is not implemented yet",
-            hint="use --mode online (the default)",
-        )
+    if mode == "offline":
+        return _offline(settings, in_dir, ledger_dir, export_dir, replace, reporter, locals())
+    if replace:
+        raise ConfigError("--replace belongs to --mode offline (and `etl restore`)")
     if break_lock:
         from etl.load import run_break_lock
 
@@ -120,6 +120,38 @@ def load_command(
         text += "\n" + describe(result.validation)
         code = ExitCode.OK if result.validation.ok else ExitCode.VALIDATION
     return Outcome(result.report, text, int(code))
+
+
+def _offline(
+    settings: Settings,
+    in_dir: Path,
+    ledger_dir: Path,
+    export_dir: Path | None,
+    replace: bool,
+    reporter: Reporter,
+    flags: dict[str, Any],
+) -> Outcome:
+    online_only = ["resume", "restart", "rollback", "dry_run", "break_lock", "into_nonempty"]
+    clash = [f"--{f.replace('_', '-')}" for f in online_only if flags.get(f)]
+    if clash:
+        raise ConfigError(
+            f"{clash[0]} belongs to online loads; --mode offline imports a fresh database",
+            hint="run the offline import again to repeat it (it starts from scratch)",
+        )
+    from etl.offline import run_offline, summarize
+    from etl.validate import describe
+
+    report, validation = run_offline(
+        settings,
+        in_dir=in_dir,
+        ledger_dir=ledger_dir,
+        export_dir=export_dir,
+        replace=replace,
+        reporter=reporter,
+    )
+    text = summarize(report) + "\n" + describe(validation)
+    code = ExitCode.OK if validation.ok else ExitCode.VALIDATION
+    return Outcome(report, text, int(code))
 
 
 def plan_command(

@@ -62,7 +62,7 @@ def _identity(side: str, schema_names: list[str]) -> list[pl.Expr]:
     return cols
 
 
-def _with_modes(frame: pl.DataFrame, keys: Keys, mode: str) -> pl.DataFrame:
+def with_modes(frame: pl.DataFrame, keys: Keys, mode: str) -> pl.DataFrame:
     return frame.with_columns(
         _mode("_start", keys, mode).alias("_start_mode"),
         _mode("_end", keys, mode).alias("_end_mode"),
@@ -79,7 +79,7 @@ def _parallel_mask(stage: StageInput, table: TableInfo, keys: Keys, mode: str) -
     names = _endpoint_columns(pq.read_schema(path))
 
     def identity(frame: pl.DataFrame) -> pl.DataFrame:
-        frame = _with_modes(frame, keys, mode)
+        frame = with_modes(frame, keys, mode)
         return frame.select(_identity("_start", names) + _identity("_end", names))
 
     mask = duplicated(path, names, identity)
@@ -129,7 +129,7 @@ class _RelEncoder:
     def _groups(self, batch: pa.Table) -> Iterator[tuple[RelOp, pa.Table, pl.DataFrame]]:
         frame = pl.from_arrow(batch.select(self.names))
         assert isinstance(frame, pl.DataFrame)
-        frame = _with_modes(frame, self.keys, self.mode).with_row_index("__i")
+        frame = with_modes(frame, self.keys, self.mode).with_row_index("__i")
         kinds = ["_start_label", "_end_label", "_start_mode", "_end_mode"]
         for (sl, el, sm, em), part in frame.group_by(kinds, maintain_order=True):
             start = Endpoint(str(sl), str(sm), self._props(str(sl), "_start"))
@@ -212,7 +212,7 @@ def rel_steps(
         rows = pa.concat_tables(parts)
         frame = pl.from_arrow(rows.select(encoder.names))
         assert isinstance(frame, pl.DataFrame)
-        frame = _with_modes(frame, keys, mode).with_row_index("__i")
+        frame = with_modes(frame, keys, mode).with_row_index("__i")
         ident = _identity("_start", encoder.names) + _identity("_end", encoder.names)
         groups = frame.group_by(ident, maintain_order=True).agg(pl.col("__i"))["__i"].to_list()
         chunk: list[int] = []

@@ -13,6 +13,7 @@ The server runs the same entry point as the distribution's `bin/neo4j console`
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
@@ -55,7 +56,9 @@ def install(settings: Settings) -> Path:
     """Resolve the server's jars from Maven Central once; later calls reuse the cache."""
     lib = lib_dir(settings)
     marker = lib / ".complete"
-    if marker.is_file():
+    # The marker records the pom it was resolved from: editing the pom re-resolves.
+    wanted = f"{settings.neo4j_version} {hashlib.sha256(POM.read_bytes()).hexdigest()[:16]}"
+    if marker.is_file() and marker.read_text().strip() == wanted:
         return lib
     if shutil.which("mvn") is None or shutil.which("java") is None:
         raise LocalServerError(
@@ -84,7 +87,7 @@ def install(settings: Settings) -> Path:
         )
     shutil.rmtree(lib, ignore_errors=True)
     os.replace(tmp, lib)
-    marker.write_text(settings.neo4j_version + "\n")
+    marker.write_text(wanted + "\n")
     return lib
 
 
@@ -277,6 +280,22 @@ def status(settings: Settings) -> ServerStatus:
     )
 
 
+def database_dirs(settings: Settings) -> list[Path]:
+    """The store and transaction-log folders of the configured database."""
+    data = settings.local_home / "data"
+    return [data / "databases" / settings.database, data / "transactions" / settings.database]
+
+
+def has_store(settings: Settings) -> bool:
+    return any(d.is_dir() and any(d.iterdir()) for d in database_dirs(settings))
+
+
+def drop_store(settings: Settings) -> None:
+    """Delete the configured database's files (server stopped); it starts empty next time."""
+    for d in database_dirs(settings):
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def reset(settings: Settings) -> None:
     """Stop the server and delete its databases (users included); jars and password stay."""
     stop(settings)
@@ -284,14 +303,16 @@ def reset(settings: Settings) -> None:
     shutil.rmtree(settings.local_home / "logs", ignore_errors=True)
 
 
-def admin_command(settings: Settings, args: list[str]) -> subprocess.CompletedProcess[str]:
+def admin_command(
+    settings: Settings, args: list[str], *, heap: str = "1g"
+) -> subprocess.CompletedProcess[str]:
     """Run `neo4j-admin ARGS` from the same jars (``org.neo4j.cli.AdminTool``)."""
     install(settings)
     write_config(settings)
     env = dict(os.environ)
     env["NEO4J_HOME"] = str(settings.local_home)
     env["NEO4J_CONF"] = str(settings.local_home / "conf")
-    cmd = ["java", "-Xmx1g", "-cp", _classpath(settings), ADMIN_TOOL, *args]
+    cmd = ["java", f"-Xmx{heap}", "-cp", _classpath(settings), ADMIN_TOOL, *args]
     return subprocess.run(
         cmd, cwd=settings.local_home, env=env, capture_output=True, text=True, check=False
     )
