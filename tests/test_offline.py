@@ -23,8 +23,8 @@ import pytest
 from etl import localdb
 from etl.errors import ConfigError, StageError
 from etl.export import run_export
-from etl.graph.params import SOURCE_ID
 from etl.graph.connection import open_driver
+from etl.graph.params import SOURCE_ID
 from etl.offline import run_offline
 from etl.settings import Settings, load_settings
 from tests.conftest import free_port
@@ -82,7 +82,7 @@ def test_offline_import_equals_online_replay(
     assert not (tmp_path / "offline" / "input").exists()  # import files removed after success
 
     # A second import into the now non-empty database is refused, nothing touched ...
-    with pytest.raises(StageError, match="holds .* nodes.*replaces the whole database") as e:
+    with pytest.raises(StageError, match=r"holds .* nodes.*replaces the whole database") as e:
         run_offline(target, in_dir=legacy_stages.transform, ledger_dir=tmp_path)
     assert "--replace" in str(e.value)
     assert _target_snapshot(target) == replay_snapshot

@@ -200,14 +200,15 @@ def plan_column(
     if kind == "ZONED DATETIME" and len(set(zones)) == 1 and in_ns:
         zone = zones[0]
         return native(
-            pa.timestamp("ns", tz=arrow_zone(zone)), "@.epochSeconds", "@.nanosecond", zone=zone
+            pa.timestamp("ns", tz=arrow_zone(zone)), _FLOOR_SECONDS, "@.nanosecond", zone=zone
         )
     if kind == "LOCAL DATETIME" and in_ns:
         return native(
             pa.timestamp("ns"),
             # Cypher's datetime({datetime: null}) fails rather than giving null.
-            "CASE WHEN @ IS NOT NULL "
-            "THEN datetime({datetime: @, timezone: 'UTC'}).epochSeconds END",
+            "CASE WHEN @ IS NOT NULL THEN "
+            + _FLOOR_SECONDS.replace("@.epoch", "datetime({datetime: @, timezone: 'UTC'}).epoch")
+            + " END",
             "@.nanosecond",
         )
     if kind == "DATE" and (
@@ -230,6 +231,16 @@ def plan_column(
             POINT_TYPE, "@.srid", "@.x", "@.y", "CASE WHEN @.srid IN [4979, 9157] THEN @.z END"
         )
     return spec
+
+
+#: Whole epoch seconds, *floored*. Neo4j 5.26 computes ``epochSeconds`` as its floored
+#: ``epochMillis`` divided by 1000 with truncation, so an instant before 1970 with a
+#: millisecond fraction would come out one second late (measured: 1960-01-01T00:00:00.5Z
+#: gives epochSeconds -315619199, epochMillis -315619199500). ``@.nanosecond`` is the
+#: fraction, always in [0, 1e9).
+_FLOOR_SECONDS = (
+    "@.epochSeconds - CASE WHEN @.epochMillis < 0 AND @.epochMillis % 1000 <> 0 THEN 1 ELSE 0 END"
+)
 
 
 def arrow_zone(zone: str) -> str:
