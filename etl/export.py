@@ -37,6 +37,8 @@ from etl.stage import (
     TableEntry,
     ensure_free_space,
     read_manifest,
+    table_file_name,
+    temp_prefix,
     verify_stage,
 )
 
@@ -105,7 +107,9 @@ def run_export(
         report: dict[str, Any] = {"tables": {}, "batch_size": batch_size}
         with StageWriter(out_dir, stage=stage) as writer:
             spill = Path(
-                tempfile.mkdtemp(prefix=f"{writer.target.name}.spill-", dir=writer.target.parent)
+                tempfile.mkdtemp(
+                    prefix=temp_prefix(writer.target, "spill"), dir=writer.target.parent
+                )
             )
             try:
                 node_plans: dict[str, TablePlan] = {}
@@ -196,7 +200,7 @@ def _export_table(
     report: dict[str, Any],
 ) -> None:
     folder = "nodes" if plan.kind == "node" else "relationships"
-    path = f"{folder}/{plan.name}.parquet"
+    path = f"{folder}/{table_file_name(plan.name)}.parquet"
     schema = plan.schema()
     keys = [
         k for k in plan.sort_keys() if any(test(schema.field(k).type) for test in _SORTABLE_TYPES)

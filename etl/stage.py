@@ -7,6 +7,7 @@ See docs/STAGE_FORMAT.md for the contract.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -186,7 +187,10 @@ class StageWriter:
         self.target = target.resolve()
         self.stage = stage
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"{self.target.name}.tmp-", dir=self.target.parent))
+        remove_stale_leftovers(self.target)
+        self.tmp = Path(
+            tempfile.mkdtemp(prefix=temp_prefix(self.target, "tmp"), dir=self.target.parent)
+        )
         self.tables: list[TableEntry] = []
         self.source: dict[str, Any] = {}
         self.inputs: list[dict[str, Any]] = []
@@ -278,9 +282,49 @@ class StageWriter:
         os.replace(self.tmp, self.target)
         _fsync_dir(self.target.parent)
         self._committed = True
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        # Every older copy is superseded now, also one a crash between the two renames left.
+        for superseded in self.target.parent.glob(f"{glob.escape(self.target.name)}.old-*"):
+            shutil.rmtree(superseded, ignore_errors=True)
         return self.target
+
+
+def table_file_name(name: str) -> str:
+    """A label or type as one safe file name: ``/``, ``\\``, ``%``, NUL and a leading ``.``
+    are %-escaped, so no name can reach outside its folder (the manifest keeps the name)."""
+    out = "".join(f"%{ord(c):02X}" if c in "/\\%\x00" else c for c in name)
+    return "%2E" + out[1:] if out.startswith(".") else out
+
+
+def temp_prefix(target: Path, kind: str) -> str:
+    """``<stage>.<kind>-<pid>-``: a sibling's owner can be told alive or gone."""
+    return f"{target.name}.{kind}-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_leftovers(target: Path) -> list[Path]:
+    """Remove ``<stage>.tmp-<pid>-*`` and ``.spill-<pid>-*`` siblings of dead processes.
+
+    A killed stage (SIGKILL, power cut) cannot clean up after itself; the next
+    run for the same target does. Directories of a live process are left alone.
+    """
+    removed = []
+    name = glob.escape(target.name)
+    for kind in ("tmp", "spill"):
+        for path in target.parent.glob(f"{name}.{kind}-*"):
+            pid = path.name[len(target.name) + len(kind) + 2 :].split("-", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)) and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
 
 
 def manifest_digest(manifest: Mapping[str, Any]) -> str:
@@ -313,9 +357,15 @@ def _fsync_dir(path: Path) -> None:
 def read_manifest(stage_dir: Path) -> dict[str, Any]:
     path = stage_dir / MANIFEST
     if not stage_dir.is_dir():
+        olds = sorted(stage_dir.parent.glob(f"{glob.escape(stage_dir.name)}.old-*"))
+        hint = "run the stage that writes it first, e.g. `etl export`"
+        if olds:
+            hint = (
+                f"a stage was interrupted while replacing it; the previous copy is {olds[-1]} "
+                "(rename it back, or run the stage again)"
+            )
         raise ValidationFailed(
-            f"{stage_dir} is not a stage directory (it does not exist)",
-            hint="run the stage that writes it first, e.g. `etl export`",
+            f"{stage_dir} is not a stage directory (it does not exist)", hint=hint
         )
     if not path.is_file():
         raise ValidationFailed(
@@ -348,7 +398,10 @@ def verify_stage(stage_dir: Path, *, expect_stage: str | None = None) -> dict[st
             f"{MANIFEST}: stage is {manifest.get('stage')!r}, expected {expect_stage!r}"
         )
     recorded = manifest.get("manifest_sha256")
-    if recorded is not None and recorded != manifest_digest(manifest):
+    if recorded is None:
+        # Every manifest this tool writes carries it: its absence hides an edit.
+        problems.append(f"{MANIFEST}: has no manifest_sha256 (edited, or not written by etl)")
+    elif recorded != manifest_digest(manifest):
         problems.append(f"{MANIFEST}: edited after it was written (its own sha256 differs)")
     listed = {t["path"] for t in manifest.get("tables", [])}
     for t in manifest.get("tables", []):
