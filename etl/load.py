@@ -29,13 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from etl.errors import ConfigError, StageError
+from etl.errors import ConfigError, LockHeld, StageError
 from etl.graph.connection import open_driver, server_info
 from etl.graph.schema import (
     Driver,
     break_lock,
     counts,
     ensure_schema,
+    lock_is_live_here,
+    read_lock,
     release_lock,
     take_lock,
 )
@@ -357,6 +359,19 @@ def summarize(report: dict[str, Any]) -> str:
 
 
 def run_break_lock(settings: Settings) -> dict[str, Any] | None:
-    """Remove the load lock whoever holds it; return what was removed (None: no lock)."""
+    """Remove the load lock; return what was removed (None: no lock).
+
+    A lock whose holder is a live process on this host is not stale: removing it
+    would let a second load interleave with the first, so that is refused.
+    Holders on other hosts cannot be checked from here; the user vouches for them.
+    """
     with open_driver(settings) as driver:
+        held = read_lock(driver, settings.database)
+        if held is not None and lock_is_live_here(held):
+            raise LockHeld(
+                f"the load lock is held by {held.get('holder')} ({held.get('purpose')}, started "
+                f"{held.get('started_at')}), which is still running on this host",
+                hint=f"wait for it, or stop it (kill {held.get('pid')}) and run "
+                "`etl load --resume`; a killed holder's lock is taken over automatically",
+            )
         return break_lock(driver, settings.database)

@@ -138,8 +138,21 @@ def load_settings(
         ) from None
     local_uri = f"bolt://127.0.0.1:{port}"
     uri = pick("uri", local_uri)
-    if "://" not in uri:
-        raise ConfigError(f"NEO4J_URI must look like bolt://host:7687 or neo4j://host, got {uri!r}")
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        # Never echo it: a URI without a scheme may still carry a password.
+        raise ConfigError(
+            "NEO4J_URI must look like bolt://host:7687 or neo4j://host "
+            f"(got a value without '://', {len(uri)} characters)"
+        )
+    authority = rest.split("/", 1)[0]
+    if "@" in authority:
+        host = authority.rpartition("@")[2]
+        raise ConfigError(
+            f"NEO4J_URI carries credentials ({scheme}://…@{host}); they would end up in logs",
+            hint=f"set NEO4J_URI={scheme}://{host} and pass the user and password in "
+            "NEO4J_USERNAME / NEO4J_PASSWORD",
+        )
     password_text = pick("password", "")
     password = Secret(password_text) if password_text else None
     uri_is_local = uri == local_uri

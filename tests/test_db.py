@@ -20,7 +20,10 @@ pytestmark = pytest.mark.db
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
     env = {
-        "NEO4J_URI": "", "NEO4J_PASSWORD": "", "NEO4J_USERNAME": "", "NEO4J_DATABASE": "",
+        "NEO4J_URI": "",
+        "NEO4J_PASSWORD": "",
+        "NEO4J_USERNAME": "",
+        "NEO4J_DATABASE": "",
         "ETL_NEO4J_HOME": str(settings.local_home),
         "ETL_NEO4J_BOLT_PORT": str(settings.bolt_port),
     }
@@ -32,7 +35,8 @@ def test_lifecycle_start_twice_status_stop(tmp_path: Path) -> None:
     home = tmp_path / "home"
     settings = load_settings(
         {"local_home": str(home), "bolt_port": free_port()},
-        environ={}, env_file=tmp_path / "none",
+        environ={},
+        env_file=tmp_path / "none",
     )
     runner = CliRunner()
     env = _env(settings)
@@ -73,7 +77,8 @@ def test_start_refuses_port_taken_by_another_process(
     # The session's test server holds its port: a second home on that port must refuse.
     other = load_settings(
         {"local_home": str(tmp_path / "other"), "bolt_port": neo4j_settings.bolt_port},
-        environ={}, env_file=tmp_path / "none",
+        environ={},
+        env_file=tmp_path / "none",
     )
     with pytest.raises(LocalServerError, match="already taken by another process"):
         localdb.start(other)
@@ -81,8 +86,12 @@ def test_start_refuses_port_taken_by_another_process(
 
 def test_server_down_gives_unreachable_exit_code(tmp_path: Path) -> None:
     port = free_port()
-    env = {"NEO4J_URI": f"bolt://127.0.0.1:{port}", "NEO4J_PASSWORD": "whatever",
-           "ETL_NEO4J_BOLT_PORT": str(port), "ETL_NEO4J_HOME": str(tmp_path)}
+    env = {
+        "NEO4J_URI": f"bolt://127.0.0.1:{port}",
+        "NEO4J_PASSWORD": "whatever",
+        "ETL_NEO4J_BOLT_PORT": str(port),
+        "ETL_NEO4J_HOME": str(tmp_path),
+    }
     result = CliRunner().invoke(cli, ["seed", "--workflows", "1"], env=env)
     assert result.exit_code == ExitCode.UNREACHABLE, result.output
     assert "cannot reach Neo4j at bolt://127.0.0.1" in result.output
@@ -100,8 +109,11 @@ def test_wrong_password_gives_auth_exit_code_without_echoing_it(
 
 
 def test_missing_password_names_the_fix(tmp_path: Path) -> None:
-    env = {"NEO4J_URI": "bolt://db.example:7687", "NEO4J_PASSWORD": "",
-           "ETL_NEO4J_HOME": str(tmp_path)}
+    env = {
+        "NEO4J_URI": "bolt://db.example:7687",
+        "NEO4J_PASSWORD": "",
+        "ETL_NEO4J_HOME": str(tmp_path),
+    }
     result = CliRunner().invoke(cli, ["seed", "--workflows", "1"], env=env)
     assert result.exit_code == ExitCode.USAGE, result.output
     assert "set NEO4J_PASSWORD" in result.output

@@ -44,7 +44,8 @@ def test_local_password_file_used_only_for_local_uri(tmp_path: Path) -> None:
     local = load_settings({"local_home": str(home)}, environ={}, env_file=tmp_path / "n")
     assert local.password is not None and local.password.reveal() == "localpw"
     remote = load_settings(
-        {"local_home": str(home)}, environ={"NEO4J_URI": "neo4j://db.example:7687"},
+        {"local_home": str(home)},
+        environ={"NEO4J_URI": "neo4j://db.example:7687"},
         env_file=tmp_path / "n",
     )
     assert remote.password is None

@@ -166,6 +166,19 @@ def lock_holder() -> str:
     return f"{user}@{socket.gethostname()} pid {os.getpid()}"
 
 
+def lock_is_live_here(held: dict[str, Any]) -> bool:
+    """True when the holder runs on this host and its process is still there."""
+    if held.get("host") != socket.gethostname() or not isinstance(held.get("pid"), int):
+        return False
+    try:
+        os.kill(int(held["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def lock_is_stale(held: dict[str, Any]) -> bool:
     """True when the holder ran on this host and its process is gone (killed, crashed)."""
     if held.get("host") != socket.gethostname() or not isinstance(held.get("pid"), int):
