@@ -15,8 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: Columns that record where a row came from, not what it is.
-PROVENANCE = ("_element_id", "_start_element_id", "_end_element_id")
+#: Columns that record where a row came from, not what it is. The last is the property a
+#: replay puts on nodes whose key cannot identify them (``etl.graph.params.SOURCE_ID``):
+#: the element id in the database the stage came from, renumbered by every replay.
+PROVENANCE = (
+    "_element_id",
+    "_start_element_id",
+    "_end_element_id",
+    "_prop._etl_source_element_id",
+)
 A, B = "a::", "b::"
 IN_A, IN_B, DUP, CHANGED = "__in_a", "__in_b", "__dup", "__changed"
 KEY_HASH = "__key_hash"

@@ -182,8 +182,9 @@ def diff_table(
         compared=plan.compared,
     )
     if pair.a and pair.b:
-        result.columns_removed = {c: str(t) for c, t in sa.items() if c not in sb}
-        result.columns_added = {c: str(t) for c, t in sb.items() if c not in sa}
+        skip = () if compare_element_ids else PROVENANCE
+        result.columns_removed = {c: str(t) for c, t in sa.items() if c not in sb and c not in skip}
+        result.columns_added = {c: str(t) for c, t in sb.items() if c not in sa and c not in skip}
         result.type_changes = {
             c: [str(t), str(sb[c])] for c, t in sa.items() if c in sb and t != sb[c]
         }
