@@ -56,6 +56,9 @@ transform: install ## Migrate data/export into data/transform (Workflow → Work
 test: install ## Run the test suite against a real Neo4j (started by the tests)
 	$(BIN)/pytest -q
 
+test-faults: install ## The whole fault suite (crashes, tampering, 500 hostile graphs …); rewrites RELIABILITY.md
+	ETL_FAULTS=full $(BIN)/pytest -q tests/faults
+
 test-fast: install ## Only the tests that need no database
 	$(BIN)/pytest -q -m "not db"
 
@@ -68,10 +71,17 @@ bench-export: install ## Export benchmark vs a naive baseline (WORKFLOWS=100000,
 	$(BIN)/python bench/bench_export.py --workflows $(or $(BENCH_WORKFLOWS),100000)
 
 # load / validate / bench-load: ledger and report.json go to $(LOAD_DIR) (default data/load).
-.PHONY: load validate bench-load
+.PHONY: load load-offline restore validate bench-load test-faults
 
 load: install ## Load data/transform (in place, or replayed into an empty db), then validate
 	$(ETL) load --in $(TRANSFORM_DIR) --ledger-dir $(or $(LOAD_DIR),data/load)
+
+load-offline: install ## neo4j-admin import of data/transform into a fresh local database (REPLACE=1 to overwrite one)
+	$(ETL) load --mode offline $(if $(REPLACE),--replace) --in $(TRANSFORM_DIR) --ledger-dir $(or $(LOAD_DIR),data/load)
+
+restore: install ## Restore BACKUP=backups/<stamp> into the local database (REPLACES it), then prove it
+	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=backups/<stamp> [MODE=offline]"; exit 2; }
+	$(ETL) restore $(BACKUP) --replace --mode $(or $(MODE),online)
 
 validate: install ## Check the migration's five invariants in the database (exit 3 if one fails)
 	$(ETL) validate --in $(TRANSFORM_DIR)
