@@ -221,7 +221,8 @@ def load_section(data: ReportData) -> str:
         rows = [
             [
                 c.get("number"),
-                # A check's "ok" is a bool; anything else falls back to the overall verdict.
+                # Reports of older versions put a check's counts beside "ok" (one was
+                # named "ok"): a non-bool falls back to the overall verdict.
                 badge(c["ok"] if isinstance(c.get("ok"), bool) else overall, "pass", "FAIL"),
                 c.get("title"),
                 c.get("detail"),

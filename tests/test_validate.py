@@ -101,5 +101,6 @@ def test_each_breakage_is_caught_by_its_invariant(
         failed = {n for n in range(1, 6) if f"FAIL  {n}." in result.output}
         assert failed == failing, (name, result.output)
         after = _checks(run_cli("--json", "validate", "--in", stage))
-        assert after[number][key] != before[number][key], (name, key)
+        assert after[number]["data"][key] != before[number]["data"][key], (name, key)
+        assert after[number]["ok"] is False and isinstance(after[2]["ok"], bool)
         before = after
