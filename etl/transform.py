@@ -17,7 +17,14 @@ import polars as pl
 from etl.errors import StageError, ValidationFailed
 from etl.migrations import MigrationOptions, get_migration
 from etl.progress import NullReporter, Reporter
-from etl.stage import StageWriter, TableEntry, ensure_free_space, manifest_sha256, verify_stage
+from etl.stage import (
+    KNOWN_KEYS,
+    StageWriter,
+    TableEntry,
+    ensure_free_space,
+    manifest_sha256,
+    verify_stage,
+)
 
 #: Stages a transform may read: a migration-scoped export, or a full backup.
 INPUT_STAGES = ("export", "backup")
@@ -108,11 +115,14 @@ def run_transform(
         writer.migration = {"name": mig.name, "options": report["options"]}
         for name, df in sorted(result.tables.items()):
             kind = "node" if name.startswith("nodes/") else "relationship"
+            label = name.split("/", 1)[1]
             entry = TableEntry(
                 path=f"{name}.parquet",
                 kind=kind,
-                name=name.split("/", 1)[1],
+                name=label,
                 role=result.roles.get(name, "migrated"),
+                key=list(KNOWN_KEYS.get(label, [])) if kind == "node" else [],
+                **_inherited(manifest, name, df),
             )
             with reporter.task(f"write {name}", total=df.height) as task:
                 writer.write_table(entry, df.to_arrow(compat_level=pl.CompatLevel.oldest()))
@@ -123,6 +133,7 @@ def run_transform(
                 kind="rejected",
                 name=name.split("/", 1)[1],
                 role="rejected",
+                **_inherited(manifest, name, df),
             )
             writer.write_table(entry, df.to_arrow(compat_level=pl.CompatLevel.oldest()))
         report["timings_s"]["write"] = round(time.perf_counter() - write_started, 3)
@@ -130,6 +141,41 @@ def run_transform(
         target = writer.commit()
     report["input_manifest_sha256"] = manifest_sha256(in_dir)
     return TransformResult(out_dir=target, report=report)
+
+
+#: Output tables whose rows come from another export table (the rest: the same path).
+_SOURCE_TABLE = {"nodes/WorkflowRun": "nodes/Workflow", "rejected/Workflow": "nodes/Workflow"}
+
+
+def _inherited(manifest: dict[str, Any], name: str, df: pl.DataFrame) -> dict[str, Any]:
+    """What the export's manifest says of the columns the transform passed through.
+
+    A column the export wrote as tagged JSON (mixed types) is still tagged JSON
+    here unless the migration replaced it: only String columns whose values all
+    still carry the tag keep the mark, so the load rebuilds the typed values
+    instead of writing the JSON text. The zones of DateTime columns travel too
+    (``columns``).
+    """
+    source = _SOURCE_TABLE.get(name, name) + ".parquet"
+    table = next((t for t in manifest.get("tables", []) if t["path"] == source), None)
+    if table is None:
+        return {}
+    tagged = [
+        c
+        for c in table.get("tagged_columns") or []
+        if c in df.columns
+        and df.schema[c] == pl.String
+        and bool(df[c].drop_nulls().str.starts_with('{"t":').all())
+    ]
+    columns = {
+        c: meta
+        for c, meta in (table.get("columns") or {}).items()
+        if c in tagged or (c in df.columns and isinstance(df.schema[c], pl.Datetime))
+    }
+    out: dict[str, Any] = {"tagged_columns": tagged}
+    if columns:
+        out["extra"] = {"columns": columns}
+    return out
 
 
 def summarize(report: dict[str, Any]) -> str:

@@ -19,13 +19,14 @@ Invariants, per example:
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from etl.export import run_export
@@ -166,6 +167,26 @@ def _write_graph(driver: Any, settings: Settings, workflows: list[dict[str, Any]
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(workflows=st.lists(WORKFLOW, min_size=1, max_size=6))
+# Found by the full run: a property whose type differs between Workflows is tagged JSON
+# in the export; the transform dropped the mark and the load wrote the JSON text.
+@example(
+    workflows=[
+        {
+            "metadata": json.dumps({"workflowType": "resolveIssue", "postToGithub": True}),
+            "created_at": True,
+            "props": {"quote'd": "text", "n": 1},
+            "labels": [],
+            "events": 1,
+        },
+        {
+            "metadata": json.dumps({"workflowType": "commentOnIssue"}),
+            "created_at": True,
+            "props": {"quote'd": -math.inf, "n": 1.5},
+            "labels": [],
+            "events": 0,
+        },
+    ]
+)
 def test_hostile_graphs_migrate_or_reject_and_round_trip(
     workflows: list[dict[str, Any]],
     driver: Any,
