@@ -117,6 +117,12 @@ def test_lock_contention_and_break_lock(
     assert f"another load holds the lock: {other.holder}" in result.output
     assert counts(driver, neo4j_settings) == {"labels": {}, "types": {}}, "nothing written"
 
+    # The holder is this (live) process: not stale, so --break-lock refuses.
+    live = run_cli("load", "--break-lock")
+    assert live.exit_code == ExitCode.FAILURE
+    assert "still running on this host" in live.output
+    # A holder on another host cannot be checked from here: the user vouches for it.
+    cypher(driver, neo4j_settings, "MATCH (l:EtlLock) SET l.host = 'another-host'")
     broken = run_cli("load", "--break-lock")
     assert broken.exit_code == 0
     assert f"Removed the load lock of {other.holder}" in broken.output
@@ -150,5 +156,9 @@ def test_unfinished_ledger_rules(
     restarted = run_cli(*base, "--restart")
     assert restarted.exit_code == 0, restarted.output
     assert len(list(ledger.glob("ledger.*.jsonl"))) == 1, "the discarded ledger is kept aside"
+    # The offline import replaces a whole database: refused on this loaded one, untouched.
+    before = counts(driver, neo4j_settings)
     offline = run_cli(*base, "--mode", "offline")
-    assert offline.exit_code == ExitCode.USAGE
+    assert offline.exit_code == ExitCode.FAILURE
+    assert "an offline import replaces the whole database" in offline.output
+    assert counts(driver, neo4j_settings) == before

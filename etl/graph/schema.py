@@ -166,30 +166,33 @@ def lock_holder() -> str:
     return f"{user}@{socket.gethostname()} pid {os.getpid()}"
 
 
-def lock_is_live_here(held: dict[str, Any]) -> bool:
-    """True when the holder runs on this host and its process is still there."""
+def _local_pid(held: dict[str, Any]) -> int | None:
+    """The holder's pid when it ran on this host (only then can it be checked)."""
     if held.get("host") != socket.gethostname() or not isinstance(held.get("pid"), int):
-        return False
+        return None
+    return int(held["pid"])
+
+
+def _alive(pid: int) -> bool:
     try:
-        os.kill(int(held["pid"]), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # someone else's process: alive
         return True
     return True
 
 
+def lock_is_live_here(held: dict[str, Any]) -> bool:
+    """True when the holder runs on this host and its process is still there."""
+    pid = _local_pid(held)
+    return pid is not None and _alive(pid)
+
+
 def lock_is_stale(held: dict[str, Any]) -> bool:
     """True when the holder ran on this host and its process is gone (killed, crashed)."""
-    if held.get("host") != socket.gethostname() or not isinstance(held.get("pid"), int):
-        return False
-    try:
-        os.kill(int(held["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    pid = _local_pid(held)
+    return pid is not None and not _alive(pid)
 
 
 def take_lock(
