@@ -11,7 +11,7 @@ WORKFLOWS ?= 2000
 EXPORT_DIR ?= data/export
 TRANSFORM_DIR ?= data/transform
 
-.PHONY: help install db-start db-stop db-status seed demo transform test test-fast lint export backup bench-export
+.PHONY: help install db-start db-stop db-status seed demo transform test test-fast lint export backup bench bench-quick bench-export
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -66,6 +66,14 @@ lint: install ## ruff format --check, ruff check, mypy --strict
 	$(BIN)/ruff format --check etl tests
 	$(BIN)/ruff check etl tests
 	$(BIN)/mypy
+
+BENCH_SIZES ?= 100000,400000
+
+bench: install ## The whole pipeline vs the original in-place APOC migration and the naive ways (BENCH_SIZES)
+	$(BIN)/python bench/bench_all.py --sizes $(BENCH_SIZES) --command "make bench BENCH_SIZES=$(BENCH_SIZES)"
+
+bench-quick: install ## Smoke run of `make bench` at 10k workflows, one run per step
+	$(BIN)/python bench/bench_all.py --sizes 10000 --runs 1 --command "make bench-quick"
 
 bench-export: install ## Export benchmark vs a naive baseline (WORKFLOWS=100000, dev server; wipes it)
 	$(BIN)/python bench/bench_export.py --workflows $(or $(BENCH_WORKFLOWS),100000)
