@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from etl.errors import StageError, ValidationFailed
-from etl.migrations import MigrationOptions, get_migration
+from etl.migrations import MigrationOptions, StreamedTable, get_migration
 from etl.progress import NullReporter, Reporter
 from etl.stage import (
     KNOWN_KEYS,
@@ -28,6 +29,8 @@ from etl.stage import (
 
 #: Stages a transform may read: a migration-scoped export, or a full backup.
 INPUT_STAGES = ("export", "backup")
+#: Rows per batch when a table is copied from the export (memory, not bytes, depends on it).
+STREAM_BATCH_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,15 @@ def _scan_inputs(in_dir: Path, manifest: dict[str, Any]) -> dict[str, pl.LazyFra
             key = t["path"].removesuffix(".parquet")
             tables[key] = pl.scan_parquet(in_dir / t["path"])
     return tables
+
+
+def _presorted(manifest: dict[str, Any]) -> dict[str, list[str]]:
+    """Each input table's row order as its manifest records it (``sort``)."""
+    return {
+        t["path"].removesuffix(".parquet"): list(t["sort"])
+        for t in manifest.get("tables", [])
+        if t.get("kind") in ("node", "relationship") and isinstance(t.get("sort"), list)
+    }
 
 
 def run_transform(
@@ -81,7 +93,10 @@ def run_transform(
             hint="re-run `etl export` with the default labels (or --all)",
         )
     options = MigrationOptions(
-        snapshot_time=snapshot_time(manifest), stale_after=stale_after, infer_type=infer_type
+        snapshot_time=snapshot_time(manifest),
+        stale_after=stale_after,
+        infer_type=infer_type,
+        presorted=_presorted(manifest),
     )
     started = time.perf_counter()
     with reporter.task(f"migrate {mig.name}", total=None):
@@ -97,7 +112,12 @@ def run_transform(
         },
         **result.report,
         "tables": {
-            **{k: df.height for k, df in sorted(result.tables.items())},
+            **dict(
+                sorted(
+                    [(k, df.height) for k, df in result.tables.items()]
+                    + [(k, s.rows) for k, s in result.streamed.items()]
+                )
+            ),
             **{k: df.height for k, df in sorted(result.rejected.items())},
         },
         "timings_s": {"migrate": round(migrate_s, 3)},
@@ -113,7 +133,7 @@ def run_transform(
         writer.add_input(in_dir)
         writer.source = dict(manifest.get("source") or {})
         writer.migration = {"name": mig.name, "options": report["options"]}
-        for name, df in sorted(result.tables.items()):
+        for name in sorted([*result.tables, *result.streamed]):
             kind = "node" if name.startswith("nodes/") else "relationship"
             label = name.split("/", 1)[1]
             entry = TableEntry(
@@ -122,7 +142,17 @@ def run_transform(
                 name=label,
                 role=result.roles.get(name, "migrated"),
                 key=list(KNOWN_KEYS.get(label, [])) if kind == "node" else [],
-                **_inherited(manifest, name, df),
+            )
+            if name in result.streamed:
+                _write_streamed(writer, entry, manifest, in_dir, result.streamed[name], reporter)
+                continue
+            df = result.tables[name]
+            _set_inherited(
+                entry,
+                manifest,
+                name,
+                df.schema,
+                _tagged_ok([df], _tag_candidates(manifest, name, df.schema)),
             )
             with reporter.task(f"write {name}", total=df.height) as task:
                 writer.write_table(entry, df.to_arrow(compat_level=pl.CompatLevel.oldest()))
@@ -133,7 +163,13 @@ def run_transform(
                 kind="rejected",
                 name=name.split("/", 1)[1],
                 role="rejected",
-                **_inherited(manifest, name, df),
+            )
+            _set_inherited(
+                entry,
+                manifest,
+                name,
+                df.schema,
+                _tagged_ok([df], _tag_candidates(manifest, name, df.schema)),
             )
             writer.write_table(entry, df.to_arrow(compat_level=pl.CompatLevel.oldest()))
         report["timings_s"]["write"] = round(time.perf_counter() - write_started, 3)
@@ -147,35 +183,92 @@ def run_transform(
 _SOURCE_TABLE = {"nodes/WorkflowRun": "nodes/Workflow", "rejected/Workflow": "nodes/Workflow"}
 
 
-def _inherited(manifest: dict[str, Any], name: str, df: pl.DataFrame) -> dict[str, Any]:
+def _write_streamed(
+    writer: StageWriter,
+    entry: TableEntry,
+    manifest: dict[str, Any],
+    in_dir: Path,
+    table: StreamedTable,
+    reporter: Reporter,
+) -> None:
+    """Copy ``table`` from its export file batch by batch: memory stays one batch.
+
+    The rows are written in the file's order (the migration checked it is the
+    output order) through the same ``TableWriter``, whose row groups depend only
+    on the rows, so the bytes are those of writing the whole table at once.
+    """
+    compat = pl.CompatLevel.oldest()
+    schema = pl.DataFrame(schema=table.schema).to_arrow(compat_level=compat).schema
+    candidates = _tag_candidates(manifest, entry.path.removesuffix(".parquet"), table.schema)
+    ok = dict.fromkeys(candidates, True)
+    source = pq.ParquetFile(in_dir / f"{table.source}.parquet")
+    with (
+        reporter.task(f"write {entry.path.removesuffix('.parquet')}", total=table.rows) as task,
+        writer.open_table(entry, schema) as out,
+    ):
+        for batch in source.iter_batches(batch_size=STREAM_BATCH_ROWS):
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
+            df = table.apply(frame)
+            for c, still in _tagged_ok([df], [c for c in ok if ok[c]]).items():
+                ok[c] = ok[c] and still
+            out.write(df.to_arrow(compat_level=compat))
+            task.advance(df.height)
+        _set_inherited(entry, manifest, entry.path.removesuffix(".parquet"), table.schema, ok)
+
+
+#: Output tables whose rows come from another export table (the rest: the same path).
+_SOURCE_TABLE = {"nodes/WorkflowRun": "nodes/Workflow", "rejected/Workflow": "nodes/Workflow"}
+
+
+def _source_entry(manifest: dict[str, Any], name: str) -> dict[str, Any] | None:
+    source = _SOURCE_TABLE.get(name, name) + ".parquet"
+    return next((t for t in manifest.get("tables", []) if t["path"] == source), None)
+
+
+def _tag_candidates(manifest: dict[str, Any], name: str, schema: pl.Schema) -> list[str]:
+    """The export's tagged-JSON columns of ``name``'s source that are still strings."""
+    table = _source_entry(manifest, name)
+    if table is None:
+        return []
+    return [c for c in table.get("tagged_columns") or [] if c in schema and schema[c] == pl.String]
+
+
+def _tagged_ok(frames: list[pl.DataFrame], candidates: list[str]) -> dict[str, bool]:
+    """Per candidate: do all its non-null values in ``frames`` still carry the tag?"""
+    return {
+        c: all(bool(df[c].drop_nulls().str.starts_with('{"t":').all()) for df in frames)
+        for c in candidates
+    }
+
+
+def _set_inherited(
+    entry: TableEntry,
+    manifest: dict[str, Any],
+    name: str,
+    schema: pl.Schema,
+    tagged_ok: dict[str, bool],
+) -> None:
     """What the export's manifest says of the columns the transform passed through.
 
     A column the export wrote as tagged JSON (mixed types) is still tagged JSON
     here unless the migration replaced it: only String columns whose values all
-    still carry the tag keep the mark, so the load rebuilds the typed values
-    instead of writing the JSON text. The zones of DateTime columns travel too
-    (``columns``).
+    still carry the tag keep the mark (``tagged_ok``), so the load rebuilds the
+    typed values instead of writing the JSON text. The zones of DateTime
+    columns travel too (``columns``).
     """
-    source = _SOURCE_TABLE.get(name, name) + ".parquet"
-    table = next((t for t in manifest.get("tables", []) if t["path"] == source), None)
+    table = _source_entry(manifest, name)
     if table is None:
-        return {}
-    tagged = [
-        c
-        for c in table.get("tagged_columns") or []
-        if c in df.columns
-        and df.schema[c] == pl.String
-        and bool(df[c].drop_nulls().str.starts_with('{"t":').all())
-    ]
+        return
+    tagged = [c for c in _tag_candidates(manifest, name, schema) if tagged_ok.get(c, False)]
     columns = {
         c: meta
         for c, meta in (table.get("columns") or {}).items()
-        if c in tagged or (c in df.columns and isinstance(df.schema[c], pl.Datetime))
+        if c in tagged or (c in schema and isinstance(schema[c], pl.Datetime))
     }
-    out: dict[str, Any] = {"tagged_columns": tagged}
+    entry.tagged_columns = tagged
     if columns:
-        out["extra"] = {"columns": columns}
-    return out
+        entry.extra = {"columns": columns}
 
 
 def summarize(report: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -222,3 +223,138 @@ def test_cli_summary_list_and_strict(tmp_path: Path) -> None:
     bad = runner.invoke(cli, ["transform", "--stale-after", "soon", "--in", str(export)])
     assert bad.exit_code == ExitCode.USAGE
     assert "not a duration" in bad.output
+
+
+def _write_sorted_export(path: Path) -> Path:
+    """An export whose manifest claims each table's order, with many events per run."""
+    rel_fields = [
+        "_element_id",
+        "_start_label",
+        "_start_element_id",
+        "_start.id",
+        "_end_label",
+        "_end_element_id",
+        "_end.id",
+    ]
+    rel_schema = pa.schema([(c, pa.string()) for c in rel_fields])
+    meta = json.dumps({"workflowType": "resolve_issue", "postToGithub": False})
+    workflows = [
+        {
+            "_element_id": f"4:x:w{i}",
+            "_labels": ["Workflow"],
+            "id": f"w{i}",
+            "created_at": _ts("2025-05-01T10:00:00"),
+            # Every third run has no metadata: rejected, so its relationships keep "Workflow".
+            "metadata": None if i % 3 == 0 else meta,
+        }
+        for i in range(6)
+    ]
+    events = [
+        {
+            "_element_id": f"4:x:e{j:03}",
+            "_labels": ["Event"],
+            "id": f"e{j:03}",
+            "type": "complete" if j % 10 == 9 else "progress",
+            "data": '{"t":"String","v":"x"}' if j % 2 else None,
+            "timestamp": _ts("2025-05-01T10:05:00"),
+        }
+        for j in range(60)
+    ]
+    belongs = [
+        {
+            "_element_id": f"5:x:b{j:03}",
+            "_start_label": "Workflow",
+            "_start_element_id": f"4:x:w{j // 10}",
+            "_start.id": f"w{j // 10}",
+            "_end_label": "Event",
+            "_end_element_id": f"4:x:e{j:03}",
+            "_end.id": f"e{j:03}",
+        }
+        for j in range(60)
+    ]
+    nxt = [
+        {**b, "_element_id": f"5:x:n{j:03}", "_start_label": "Event", "_start.id": f"e{j:03}"}
+        for j, b in enumerate(belongs[1:])
+    ]
+    users = [{"_element_id": f"4:x:u{k}", "_labels": ["User"], "id": f"u{k}"} for k in range(9)]
+    with StageWriter(path, stage="export") as w:
+        w.source = {"snapshot_time": SNAPSHOT.isoformat()}
+
+        def table(name: str, kind: str, rows: list[dict[str, object]], sort: list[str]) -> None:
+            folder = "nodes" if kind == "node" else "relationships"
+            schema = rel_schema if kind == "relationship" else None
+            data = pa.Table.from_pylist(rows, schema=schema)
+            if name == "Workflow":
+                data = data.cast(
+                    pa.schema([*[*data.schema][:3], ("created_at", TS), ("metadata", pa.string())])
+                )
+            if name == "Event":
+                data = data.set_column(5, "timestamp", data["timestamp"].cast(TS))
+            extra = {"sort": sort}
+            if name == "Event":
+                extra["columns"] = {"timestamp": {"zone": "Z"}, "data": {"tagged": True}}
+            tagged = ["data"] if name == "Event" else []
+            entry = TableEntry(
+                f"{folder}/{name}.parquet", kind, name, tagged_columns=tagged, extra=extra
+            )
+            w.write_table(entry, data)
+
+        node_sort = ["id", "_element_id"]
+        rel_sort = ["_start.id", "_end.id", "_element_id"]
+        table("Workflow", "node", workflows, node_sort)
+        table("Event", "node", events, node_sort)
+        table("User", "node", users, node_sort)
+        table("BELONGS_TO_WORKFLOW", "relationship", belongs, rel_sort)
+        table("NEXT_EVENT", "relationship", nxt, rel_sort)
+        w.commit()
+    return path
+
+
+def test_streamed_tables_match_collected_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tables copied batch by batch give the bytes of the collected path, in many row groups."""
+    import pyarrow.parquet as pq
+
+    import etl.stage
+    import etl.transform
+
+    monkeypatch.setattr(etl.stage, "ROW_GROUP_SIZE", 7)
+    monkeypatch.setattr(etl.transform, "STREAM_BATCH_ROWS", 5)
+    copied: list[str] = []
+    original = etl.transform._write_streamed
+
+    def spy(writer: StageWriter, entry: TableEntry, *args: Any) -> None:
+        copied.append(entry.path)
+        original(writer, entry, *args)
+
+    monkeypatch.setattr(etl.transform, "_write_streamed", spy)
+    export = _write_sorted_export(tmp_path / "export")
+    streamed = run_transform(in_dir=export, out_dir=tmp_path / "streamed")
+    assert sorted(copied) == [
+        "nodes/Event.parquet",
+        "nodes/User.parquet",
+        "relationships/BELONGS_TO_WORKFLOW.parquet",
+        "relationships/NEXT_EVENT.parquet",
+    ]
+    monkeypatch.setattr(etl.transform, "_presorted", lambda manifest: {})
+    collected = run_transform(in_dir=export, out_dir=tmp_path / "collected")
+    m1 = verify_stage(tmp_path / "streamed")
+    m2 = verify_stage(tmp_path / "collected")
+    strip = ("created_at", "manifest_sha256", "report_sha256")
+    assert {k: v for k, v in m1.items() if k not in strip} == {
+        k: v for k, v in m2.items() if k not in strip
+    }
+    for key in ("timings_s", "rows_per_s"):
+        streamed.report.pop(key)
+        collected.report.pop(key)
+    assert streamed.report == collected.report
+    belongs = pl.read_parquet(tmp_path / "streamed" / "relationships/BELONGS_TO_WORKFLOW.parquet")
+    assert belongs.filter(pl.col("_start_label") == "Workflow")[
+        "_start.id"
+    ].unique().sort().to_list() == ["w0", "w3"]
+    assert pq.ParquetFile(tmp_path / "streamed" / "nodes/Event.parquet").num_row_groups == 9
+    event = next(t for t in m1["tables"] if t["path"] == "nodes/Event.parquet")
+    assert event["tagged_columns"] == ["data"]
+    assert event["role"] == "passthrough"
+    assert {t["path"] for t in m1["tables"]} >= {"nodes/User.parquet", "nodes/Event.parquet"}

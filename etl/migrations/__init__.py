@@ -27,7 +27,7 @@ Errors (both are ``EtlError``s, see ``etl.errors``)::
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -43,6 +43,7 @@ __all__ = [
     "MigrationInternalError",
     "MigrationOptions",
     "MigrationResult",
+    "StreamedTable",
     "UnknownMigration",
     "get_migration",
     "list_migrations",
@@ -73,11 +74,19 @@ class MigrationOptions:
     event counts as still ``running`` only if its last sign of life is within
     ``stale_after`` of it. ``infer_type`` lets a migration derive a missing
     ``workflowType`` from unambiguous event evidence (off by default).
+
+    ``presorted`` maps an input table to the columns its rows are already
+    sorted by (the export manifest's ``sort``). A table that passes through
+    (nearly) unchanged and is already in the output's order may then come back
+    as a ``StreamedTable`` instead of a DataFrame, so the transform stage can
+    copy it batch by batch in bounded memory. Empty (the default): every table
+    is collected.
     """
 
     snapshot_time: datetime
     stale_after: timedelta = timedelta(hours=1)
     infer_type: bool = False
+    presorted: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.snapshot_time.tzinfo is None or self.snapshot_time.utcoffset() is None:
@@ -92,6 +101,26 @@ class MigrationOptions:
             )
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
+class StreamedTable:
+    """An output table that is an input table, row for row and in the same order.
+
+    ``apply`` maps any slice of the input (a DataFrame with the input's schema)
+    to the same slice of the output, so the table can be written batch by
+    batch; ``schema`` is the output's schema and ``rows`` its row count.
+    """
+
+    source: str
+    frame: pl.LazyFrame
+    apply: Callable[[pl.DataFrame], pl.DataFrame]
+    schema: pl.Schema
+    rows: int
+
+    def collect(self) -> pl.DataFrame:
+        """The whole table at once (for tests and small inputs)."""
+        return self.apply(self.frame.collect())
+
+
 @dataclass(frozen=True, kw_only=True)
 class MigrationResult:
     """What a migration returns; the transform stage writes it verbatim.
@@ -100,12 +129,22 @@ class MigrationResult:
     (``"nodes/WorkflowRun"``, ``"rejected/Workflow"``); ``roles`` gives each key
     of ``tables`` its manifest role (``"migrated"`` or ``"passthrough"``);
     ``report`` is JSON-serialisable and merged into the stage's report.json.
+    ``streamed`` holds the output tables (keys of ``roles`` too) that are not
+    in ``tables`` because they are copied from an input batch by batch (see
+    ``MigrationOptions.presorted``).
     """
 
     tables: dict[str, pl.DataFrame]
     roles: dict[str, str]
     rejected: dict[str, pl.DataFrame]
     report: dict[str, Any] = field(default_factory=dict)
+    streamed: dict[str, StreamedTable] = field(default_factory=dict)
+
+    def table(self, name: str) -> pl.DataFrame:
+        """An output table as a DataFrame, collecting it if it is streamed."""
+        if name in self.streamed:
+            return self.streamed[name].collect()
+        return self.tables[name]
 
 
 @runtime_checkable

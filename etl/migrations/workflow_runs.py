@@ -23,7 +23,7 @@ same ``_element_id``, so a load can convert the node in place) or
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import polars as pl
@@ -33,6 +33,7 @@ from etl.migrations import (
     MigrationInternalError,
     MigrationOptions,
     MigrationResult,
+    StreamedTable,
 )
 from etl.migrations.workflow_runs_classify import REASONS, classify
 from etl.migrations.workflow_runs_events import event_facts
@@ -48,6 +49,7 @@ from etl.migrations.workflow_runs_schema import (
     UTC_NS,
     conform,
     missing_inputs,
+    sort_keys,
     sorted_table,
 )
 
@@ -111,6 +113,80 @@ def _relabel(rels: pl.LazyFrame, migrated: pl.LazyFrame, side: str) -> tuple[pl.
     )
     hit = pl.col("__migrated").fill_null(False) & (pl.col(label) == "Workflow")
     return marked, hit
+
+
+#: Tables that come through row for row and may be streamed (see ``_streamable``).
+_STREAMABLE = (
+    "nodes/Event",
+    "nodes/Plan",
+    "relationships/BELONGS_TO_WORKFLOW",
+    "relationships/NEXT_EVENT",
+    "relationships/GENERATED_FROM",
+)
+
+
+def _streamable(
+    name: str, raw: pl.LazyFrame, frame: pl.LazyFrame, options: MigrationOptions
+) -> bool:
+    """Whether ``raw`` is already in the order ``sorted_table`` would give ``frame``.
+
+    ``frame`` is ``raw`` conformed: a column conform adds is all null and does
+    not change the order, so only the columns ``raw`` really has must match its
+    claimed order. Keys are limited to strings and integers, whose order is the
+    same in the export's sort and Polars' (floats differ on -0.0 and NaN).
+    """
+    claimed = options.presorted.get(name)
+    if claimed is None:
+        return False
+    schema = raw.collect_schema()
+    if not schema:
+        return False
+    keys = [k for k in sort_keys(frame, name) if schema.get(k) not in (None, pl.Null)]
+    if not all(schema[k] == pl.String or schema[k].is_integer() for k in keys):
+        return False
+    return keys == list(claimed)
+
+
+def _stream(
+    source: str, raw: pl.LazyFrame, apply: Callable[[pl.DataFrame], pl.DataFrame]
+) -> StreamedTable:
+    return StreamedTable(
+        source=source,
+        frame=raw,
+        apply=apply,
+        schema=apply(raw.head(0).collect()).schema,
+        rows=int(raw.select(pl.len()).collect().item()),
+    )
+
+
+def _conformer(name: str) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    def apply(batch: pl.DataFrame) -> pl.DataFrame:
+        return conform(name, batch.lazy()).collect()
+
+    return apply
+
+
+def _start_relabeler(name: str, ids: pl.Series) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    """Like ``_relabel`` on the start side, row by row (no join): keeps the batch's order."""
+
+    def apply(batch: pl.DataFrame) -> pl.DataFrame:
+        hit = pl.col("_start.id").is_in(ids.implode()) & (pl.col("_start_label") == "Workflow")
+        return (
+            conform(name, batch.lazy())
+            .with_columns(
+                pl.when(hit)
+                .then(pl.lit("WorkflowRun"))
+                .otherwise(pl.col("_start_label"))
+                .alias("_start_label")
+            )
+            .collect()
+        )
+
+    return apply
+
+
+def _identity(batch: pl.DataFrame) -> pl.DataFrame:
+    return batch
 
 
 def _with_parser_messages(classified: pl.DataFrame) -> pl.DataFrame:
@@ -225,6 +301,20 @@ def migrate(inputs: Mapping[str, pl.LazyFrame], options: MigrationOptions) -> Mi
         if name not in lazy_tables and name.startswith(("nodes/", "relationships/")):
             lazy_tables[name] = frame
             roles[name] = PASSTHROUGH
+    # Big tables already in output order are copied batch by batch by the caller.
+    streamed: dict[str, StreamedTable] = {}
+    for name in [*_STREAMABLE, *(n for n in roles if n not in ROLES)]:
+        raw = inputs.get(name)
+        if raw is None or not _streamable(name, raw, lazy_tables[name], options):
+            continue
+        if name == "relationships/BELONGS_TO_WORKFLOW":
+            apply = _start_relabeler(name, accepted["id"])
+        elif name in INPUTS:
+            apply = _conformer(name)
+        else:
+            apply = _identity
+        streamed[name] = _stream(name, raw, apply)
+        del lazy_tables[name]
     lazy_rejected: dict[str, pl.LazyFrame] = {
         "rejected/Workflow": refused.lazy().select(
             pl.col("__reason").alias("reason"), pl.col("__detail").alias("detail"), *wf_cols
@@ -258,7 +348,9 @@ def migrate(inputs: Mapping[str, pl.LazyFrame], options: MigrationOptions) -> Mi
         wf_cols=wf_cols,
     )
     _check(report, tables["nodes/WorkflowRun"])
-    return MigrationResult(tables=tables, roles=roles, rejected=rejected, report=report)
+    return MigrationResult(
+        tables=tables, roles=roles, rejected=rejected, report=report, streamed=streamed
+    )
 
 
 def _check(report: Mapping[str, Any], runs: pl.DataFrame) -> None:

@@ -191,13 +191,18 @@ def rel_sort_keys(frame: pl.LazyFrame) -> list[str]:
     return [*start, *end, "_element_id"]
 
 
-def sorted_table(frame: pl.LazyFrame, name: str) -> pl.LazyFrame:
-    """``frame`` in the stage format's deterministic row order (nulls last)."""
+def sort_keys(frame: pl.LazyFrame, name: str) -> list[str]:
+    """The columns ``sorted_table`` sorts ``frame`` by (those it has)."""
     keys = (
         rel_sort_keys(frame) if name.startswith("relationships/") else node_sort_keys(frame, name)
     )
     present = set(frame.collect_schema().names())
-    keys = [k for k in keys if k in present]
+    return [k for k in keys if k in present]
+
+
+def sorted_table(frame: pl.LazyFrame, name: str) -> pl.LazyFrame:
+    """``frame`` in the stage format's deterministic row order (nulls last)."""
+    keys = sort_keys(frame, name)
     if not keys:
         return frame
     return frame.sort(keys, nulls_last=True, maintain_order=True)

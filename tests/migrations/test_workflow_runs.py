@@ -256,3 +256,32 @@ def test_row_order_of_the_inputs_does_not_matter(path: Path) -> None:
     for name, df in forward.rejected.items():
         assert_frame_equal(df, backward.rejected[name])
     assert forward.report == backward.report
+
+
+@pytest.mark.parametrize("path", case_paths(), ids=lambda p: p.stem)
+def test_streamed_tables_equal_the_collected_ones(path: Path) -> None:
+    """With the inputs' order claimed, passthrough tables stream and hold the same rows."""
+    from etl.migrations import MigrationOptions, get_migration
+    from etl.migrations.workflow_runs_schema import sort_keys, sorted_table
+
+    case = load_case(path)
+    infer = case.get("options", {}).get("infer_type", False)
+    collected = run(case["inputs"], infer_type=infer)
+    inputs = {
+        name: sorted_table(frame(name, rows, output=False).lazy(), name)
+        for name, rows in case["inputs"].items()
+    }
+    claims = {
+        name: [k for k in sort_keys(lf, name) if lf.collect_schema()[k] != pl.Null]
+        for name, lf in inputs.items()
+    }
+    options = MigrationOptions(snapshot_time=SNAPSHOT, infer_type=infer, presorted=claims)
+    streamed = get_migration("workflow-to-workflowrun").run(inputs, options)
+    assert set(streamed.tables) | set(streamed.streamed) == set(collected.tables)
+    assert not set(streamed.tables) & set(streamed.streamed)
+    for name, df in collected.tables.items():
+        assert_frame_equal(streamed.table(name), df)
+        if name in streamed.streamed:
+            assert streamed.streamed[name].rows == df.height
+            assert streamed.streamed[name].schema == df.schema
+    assert streamed.report == collected.report
