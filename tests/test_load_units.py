@@ -138,7 +138,9 @@ def test_ledger_decisions(tmp_path: Path) -> None:
     [
         ({"dry_run": True, "rollback": True}, "--rollback and --dry-run exclude each other"),
         ({"rollback": True, "resume": True}, "--rollback and --resume exclude each other"),
-        ({"mode": "offline"}, "not implemented yet"),
+        ({"mode": "offline", "resume": True}, "--resume belongs to online loads"),
+        ({"mode": "offline", "rollback": True}, "--rollback belongs to online loads"),
+        ({"replace": True}, "--replace belongs to --mode offline"),
     ],
 )
 def test_conflicting_flags_name_both(flags: dict[str, object], message: str) -> None:

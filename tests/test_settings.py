@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -51,11 +52,25 @@ def test_local_password_file_used_only_for_local_uri(tmp_path: Path) -> None:
     assert remote.password is None
 
 
+def test_credentials_in_the_uri_are_refused_without_echo(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="carries credentials") as e:
+        load_settings(
+            environ={"NEO4J_URI": "neo4j+s://user:s3cret@host.example:7687"},
+            env_file=tmp_path / "n",
+        )
+    assert "s3cret" not in str(e.value) and "user:" not in str(e.value)
+    assert "NEO4J_URI=neo4j+s://host.example:7687" in str(e.value)
+    # A URI without a scheme is refused without being echoed either.
+    with pytest.raises(ConfigError) as e:
+        load_settings(environ={"NEO4J_URI": "user:s3cret@host"}, env_file=tmp_path / "n")
+    assert "s3cret" not in str(e.value)
+
+
 def test_redacted_uri_strips_credentials(tmp_path: Path) -> None:
-    s = load_settings(
-        environ={"NEO4J_URI": "neo4j+s://user:pw@host.example:7687"}, env_file=tmp_path / "n"
+    s = load_settings(environ={"NEO4J_URI": "neo4j+s://host.example:7687"}, env_file=tmp_path / "n")
+    assert dataclasses.replace(s, uri="neo4j+s://u:p@host.example:7687").redacted_uri() == (
+        "neo4j+s://host.example:7687"
     )
-    assert s.redacted_uri() == "neo4j+s://host.example:7687"
 
 
 @pytest.mark.parametrize(
