@@ -139,12 +139,23 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+def _is_our_server(pid: int, settings: Settings) -> bool:
+    """The pid runs this home's server (pids are reused: a stale pid file may name
+    any process after a reboot or a SIGKILL of the server)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc to ask: trust the pid file
+    args = [a.decode(errors="replace") for a in cmdline]
+    return ENTRY_POINT in args and f"--home-dir={settings.local_home}" in args
+
+
 def _read_pid(settings: Settings) -> int | None:
     try:
         pid = int(_pid_file(settings).read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _pid_alive(pid) else None
+    return pid if _pid_alive(pid) and _is_our_server(pid, settings) else None
 
 
 def _port_open(port: int) -> bool:

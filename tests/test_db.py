@@ -130,3 +130,15 @@ def test_version_is_the_pinned_one(driver: Any, neo4j_settings: Settings) -> Non
     from etl.graph.connection import server_info
 
     assert server_info(driver, neo4j_settings).version == neo4j_settings.neo4j_version
+
+
+def test_a_stale_pid_file_naming_another_process_is_not_a_running_server(tmp_path: Path) -> None:
+    """Pids are reused: after a reboot the pid file may name any live process."""
+    settings = load_settings(
+        {"local_home": str(tmp_path), "bolt_port": free_port()},
+        environ={},
+        env_file=tmp_path / "none",
+    )
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "etl-neo4j.pid").write_text(f"{os.getpid()}\n")  # this pytest
+    assert localdb.status(settings).running is False
