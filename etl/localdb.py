@@ -26,6 +26,7 @@ from pathlib import Path
 
 from etl.errors import LocalServerError
 from etl.graph import admin
+from etl.pids import pid_alive
 from etl.settings import PROJECT_ROOT, Settings
 
 POM = PROJECT_ROOT / "tools" / "neo4j" / "pom.xml"
@@ -124,21 +125,6 @@ def _classpath(settings: Settings) -> str:
     return f"{settings.local_home / 'plugins'}/*:{lib_dir(settings)}/*"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); look at its state.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def _is_our_server(pid: int, settings: Settings) -> bool:
     """The pid runs this home's server (pids are reused: a stale pid file may name
     any process after a reboot or a SIGKILL of the server)."""
@@ -155,7 +141,7 @@ def _read_pid(settings: Settings) -> int | None:
         pid = int(_pid_file(settings).read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _pid_alive(pid) and _is_our_server(pid, settings) else None
+    return pid if pid_alive(pid) and _is_our_server(pid, settings) else None
 
 
 def _port_open(port: int) -> bool:
@@ -263,10 +249,10 @@ def stop(settings: Settings, *, timeout: float = 60.0) -> bool:
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _pid_alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         _reap(pid)
         time.sleep(0.2)
-    if _pid_alive(pid):
+    if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
         time.sleep(0.5)
     _reap(pid)

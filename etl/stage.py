@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from etl import __version__
 from etl.errors import StageError, ValidationFailed
+from etl.pids import pid_alive
 
 FORMAT = "neo4j-etl-stage"
 FORMAT_VERSION = 1
@@ -300,16 +301,6 @@ def temp_prefix(target: Path, kind: str) -> str:
     return f"{target.name}.{kind}-{os.getpid()}-"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_leftovers(target: Path) -> list[Path]:
     """Remove ``<stage>.tmp-<pid>-*`` and ``.spill-<pid>-*`` siblings of dead processes.
 
@@ -321,7 +312,7 @@ def remove_stale_leftovers(target: Path) -> list[Path]:
     for kind in ("tmp", "spill"):
         for path in target.parent.glob(f"{name}.{kind}-*"):
             pid = path.name[len(target.name) + len(kind) + 2 :].split("-", 1)[0]
-            if pid.isdigit() and not _pid_alive(int(pid)) and path.is_dir():
+            if pid.isdigit() and not pid_alive(int(pid)) and path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
     return removed

@@ -29,6 +29,7 @@ from neo4j.exceptions import ClientError, ConstraintError, DatabaseError
 from etl.errors import LockHeld
 from etl.graph.admin import count_entities, quote_name
 from etl.graph.write import MARKER_LABEL
+from etl.pids import pid_alive
 
 #: The driver type, for stage modules that pass one along without importing ``neo4j``.
 Driver = neo4j.Driver
@@ -173,26 +174,16 @@ def _local_pid(held: dict[str, Any]) -> int | None:
     return int(held["pid"])
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
 def lock_is_live_here(held: dict[str, Any]) -> bool:
     """True when the holder runs on this host and its process is still there."""
     pid = _local_pid(held)
-    return pid is not None and _alive(pid)
+    return pid is not None and pid_alive(pid)
 
 
 def lock_is_stale(held: dict[str, Any]) -> bool:
     """True when the holder ran on this host and its process is gone (killed, crashed)."""
     pid = _local_pid(held)
-    return pid is not None and not _alive(pid)
+    return pid is not None and not pid_alive(pid)
 
 
 def take_lock(
