@@ -23,13 +23,14 @@ import argparse
 import json
 import re
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from etl.localdb import resolve_jars
 
 ROOT = Path(__file__).resolve().parent.parent
 POM = ROOT / "tools" / "apoc" / "pom.xml"
@@ -46,28 +47,7 @@ def _artifact(jar: str) -> str:
 
 def fetch_apoc(version: str = APOC_VERSION) -> Path:
     """The folder of APOC's jars (resolved with Maven the first time)."""
-    folder = CACHE / version
-    if (folder / ".complete").is_file():
-        return folder
-    tmp = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    cmd = [
-        "mvn",
-        "-q",
-        "-B",
-        "-f",
-        str(POM),
-        f"-Dapoc.version={version}",
-        f"-DoutputDirectory={tmp}",
-        "package",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"Maven could not resolve APOC {version}:\n{proc.stdout[-2000:]}")
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    (folder / ".complete").write_text(version + "\n")
-    return folder
+    return resolve_jars(POM, {"apoc.version": version}, CACHE / version, what=f"APOC {version}")
 
 
 def ensure_apoc(plugins: Path, lib: Path, version: str = APOC_VERSION) -> list[str]:

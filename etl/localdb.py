@@ -53,43 +53,49 @@ def _pid_file(settings: Settings) -> Path:
     return settings.local_home / "run" / "etl-neo4j.pid"
 
 
-def install(settings: Settings) -> Path:
-    """Resolve the server's jars from Maven Central once; later calls reuse the cache."""
-    lib = lib_dir(settings)
-    marker = lib / ".complete"
-    # The marker records the pom it was resolved from: editing the pom re-resolves.
-    wanted = f"{settings.neo4j_version} {hashlib.sha256(POM.read_bytes()).hexdigest()[:16]}"
+def resolve_jars(pom: Path, properties: dict[str, str], folder: Path, *, what: str) -> Path:
+    """Copy the jars ``pom`` resolves (Maven Central) into ``folder``, once.
+
+    ``folder/.complete`` records the properties and the pom's hash: editing the
+    pom or asking for another version resolves again. The jars land in a
+    ``.partial`` sibling first, so an interrupted download is never used.
+    """
+    marker = folder / ".complete"
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
+    wanted = " ".join([*properties.values(), digest])
     if marker.is_file() and marker.read_text().strip() == wanted:
-        return lib
+        return folder
     if shutil.which("mvn") is None or shutil.which("java") is None:
         raise LocalServerError(
-            "the local server needs Java 17+ and Maven on PATH",
+            f"{what} needs Java 17+ and Maven on PATH",
             hint="install them (Debian: apt-get install openjdk-17-jdk-headless maven), "
             "or point NEO4J_URI at a server you already run",
         )
-    tmp = lib.with_name(lib.name + ".partial")
+    tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    cmd = [
-        "mvn",
-        "-q",
-        "-B",
-        "-f",
-        str(POM),
-        f"-Dneo4j.version={settings.neo4j_version}",
-        f"-DoutputDirectory={tmp}",
-        "package",
-    ]
+    cmd = ["mvn", "-q", "-B", "-f", str(pom)]
+    cmd += [f"-D{k}={v}" for k, v in properties.items()]
+    cmd += [f"-DoutputDirectory={tmp}", "package"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise LocalServerError(
-            f"Maven could not resolve Neo4j {settings.neo4j_version}:\n"
-            + (proc.stdout + proc.stderr)[-2000:],
-            hint="check the network access to Maven Central and ETL_NEO4J_VERSION",
+            f"Maven could not resolve {what}:\n" + (proc.stdout + proc.stderr)[-2000:],
+            hint="check the network access to Maven Central and the version asked for",
         )
-    shutil.rmtree(lib, ignore_errors=True)
-    os.replace(tmp, lib)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
     marker.write_text(wanted + "\n")
-    return lib
+    return folder
+
+
+def install(settings: Settings) -> Path:
+    """Resolve the server's jars from Maven Central once; later calls reuse the cache."""
+    return resolve_jars(
+        POM,
+        {"neo4j.version": settings.neo4j_version},
+        lib_dir(settings),
+        what=f"Neo4j {settings.neo4j_version} (ETL_NEO4J_VERSION)",
+    )
 
 
 def write_config(settings: Settings) -> Path:
