@@ -118,6 +118,10 @@ def write_config(settings: Settings) -> Path:
                 f"server.memory.pagecache.size={settings.pagecache}",
                 "dbms.memory.transaction.total.max=4g",
                 "db.transaction.timeout=0",
+                # A local server is a scratch copy: keep two rotated transaction
+                # log files, not Neo4j's default two days (a few seeds and loads
+                # filled 37 GiB of logs on a 1.2 GiB store).
+                "db.tx_log.rotation.retention_policy=2 files",
                 "dbms.usage_report.enabled=false",
                 f"server.directories.import={home / 'import'}",
                 "",
