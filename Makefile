@@ -11,7 +11,7 @@ WORKFLOWS ?= 2000
 EXPORT_DIR ?= data/export
 TRANSFORM_DIR ?= data/transform
 
-.PHONY: help install db-start db-stop db-status seed demo transform test test-fast lint export backup bench bench-quick bench-export
+.PHONY: help install db-start db-stop db-status seed demo transform test test-fast lint export backup bench bench-quick bench-export profile
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -74,6 +74,11 @@ bench: install ## The whole pipeline vs the original in-place APOC migration and
 
 bench-quick: install ## Smoke run of `make bench` at 10k workflows, one run per step
 	$(BIN)/python bench/bench_all.py --sizes 10000 --runs 1 --command "make bench-quick"
+
+PROFILE_WORKFLOWS ?= 20000
+
+profile: install ## py-spy profile of export, transform, load, validate (PROFILE_WORKFLOWS=20000; own server)
+	$(BIN)/python bench/profile.py --workflows $(PROFILE_WORKFLOWS) --command "make profile PROFILE_WORKFLOWS=$(PROFILE_WORKFLOWS)"
 
 bench-export: install ## Export benchmark vs a naive baseline (WORKFLOWS=100000, dev server; wipes it)
 	$(BIN)/python bench/bench_export.py --workflows $(or $(BENCH_WORKFLOWS),100000)

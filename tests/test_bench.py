@@ -189,3 +189,31 @@ def test_apoc_inplace_migrates_like_our_pipeline(
         text=True,
     )
     assert diff.returncode == 0, diff.stdout[-4000:]
+
+
+@pytest.mark.unit
+def test_profile_summary_attributes_samples_to_our_code() -> None:
+    from bench.profile import attribute, summarize
+
+    ours = "main (etl/cli.py:10);run (etl/transform.py:42)"
+    collapsed = "\n".join(
+        [
+            f"{ours};collect (polars/lazyframe/frame.py:2100) 30",
+            f"{ours} 10",
+            "<module> (etl:6);<module> (etl/graph/connection.py:10);"
+            "<module> (neo4j/__init__.py:1) 5",
+            "_worker (concurrent/futures/thread.py:81) 5",
+            "not a sample line",
+        ]
+    )
+    prof = summarize(collapsed, stage="transform", wall_s=2.0, rate=100)
+    assert prof.samples == 50
+    assert prof.busy_s == pytest.approx(0.5)
+    assert prof.share == pytest.approx(0.25)
+    assert prof.top == [
+        ("etl/transform.py:run → Polars", 30),
+        ("etl/transform.py:run", 10),
+        ("start-up: importing modules", 5),
+        ("outside etl/ (start-up, imports, threads)", 5),
+    ]
+    assert attribute("a (/x/site-packages/neo4j/_sync/io.py:3)").startswith("outside")
