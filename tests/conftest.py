@@ -7,8 +7,10 @@ With NEO4J_URI set, tests use that server, and WIPE IT between tests.
 
 from __future__ import annotations
 
+import getpass
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,57 @@ from click.testing import CliRunner, Result
 from etl import localdb
 from etl.graph import admin
 from etl.graph.connection import open_driver
+from etl.pids import pid_alive
 from etl.settings import Settings, load_settings
 
 _CONN_VARS = ("NEO4J_URI", "NEO4J_USERNAME", "NEO4J_PASSWORD", "NEO4J_DATABASE")
+#: Written into each session's base temp dir: the pytest process that owns its servers.
+_OWNER = "etl-owner.pid"
+
+
+def _orphan_servers(root: Path) -> list[Path]:
+    """Homes of servers still running for a pytest session whose process is gone.
+
+    A session killed from outside (SIGKILL, a closed terminal) cannot stop the
+    servers it started; they would run, and hold memory, until the machine
+    reboots. Sessions still running are left alone (their owner pid is alive).
+    """
+    homes = []
+    for session_dir in root.glob("pytest-*"):
+        try:
+            owner = int((session_dir / _OWNER).read_text())
+        except (OSError, ValueError):
+            continue
+        if pid_alive(owner):
+            continue
+        homes += [p.parent.parent for p in session_dir.glob("**/run/etl-neo4j.pid")]
+    return homes
+
+
+def stop_orphan_servers(root: Path) -> list[Path]:
+    """Stop the servers ``_orphan_servers`` finds under ``root``; the homes stopped."""
+    stopped = []
+    for home in _orphan_servers(root):
+        settings = load_settings(
+            {"local_home": str(home)}, environ={}, env_file=Path("/nonexistent")
+        )
+        if localdb.stop(settings):
+            stopped.append(home)
+    return stopped
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop the servers of earlier sessions that died (before pytest rotates their dirs)."""
+    if config.option.basetemp:
+        return
+    temproot = os.environ.get("PYTEST_DEBUG_TEMPROOT") or tempfile.gettempdir()
+    for home in stop_orphan_servers(Path(temproot) / f"pytest-of-{getpass.getuser()}"):
+        print(f"stopped an orphaned test server (its pytest session died): {home}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_owner(tmp_path_factory: pytest.TempPathFactory) -> None:
+    (tmp_path_factory.getbasetemp() / _OWNER).write_text(str(os.getpid()))
 
 
 def free_port() -> int:
