@@ -52,7 +52,7 @@ from etl.graph.write import (
 from etl.load_input import StageInput, batch_digest, open_input, stage_error_for
 from etl.load_ledger import Ledger, open_ledger, plan_ledger, write_report
 from etl.load_steps import IN_PLACE, Step, build_steps, find_keys
-from etl.load_target import Target, detect_mode, wanted_schema
+from etl.load_target import Target, deferred_schema, detect_mode, wanted_schema
 from etl.progress import NullReporter, Reporter
 from etl.settings import Settings
 from etl.stage import now_utc
@@ -133,22 +133,25 @@ def run_load(
             }
             ledger = open_ledger(ledger_dir, plan, header)
             try:
+                wanted = wanted_schema(stage, keys, target.mode)
+                later = deferred_schema(wanted, target.mode)
                 schema_items = ensure_schema(
-                    driver, database, wanted_schema(stage, keys, target.mode)
+                    driver, database, [i for i in wanted if i not in later]
                 )
-                created = [
-                    i.name for i in schema_items if i.outcome in ("created", "index-instead")
-                ]
-                ledger.record("schema", items=[i.describe() for i in schema_items], created=created)
-                for item in schema_items:
-                    if item.note:
-                        reporter.info(f"schema: {item.describe()}")
+                _record_schema(ledger, reporter, schema_items)
                 if markers is not None:
                     ensure_markers(driver, database)
-                stats = [
-                    _run_step(driver, database, s, ledger, batch_size, workers, markers, reporter)
-                    for s in steps
-                ]
+                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-schema") as bg:
+                    building = bg.submit(ensure_schema, driver, database, later)
+                    stats = [
+                        _run_step(
+                            driver, database, s, ledger, batch_size, workers, markers, reporter
+                        )
+                        for s in steps
+                    ]
+                    built = building.result()
+                _record_schema(ledger, reporter, built)
+                schema_items += built
                 clear_markers(driver, database)  # also those of a load abandoned by --restart
                 after = counts(driver, database)
                 ledger.record("done", finished_at=now_utc(), counts=after)
@@ -165,6 +168,16 @@ def run_load(
     report = _report(stage, target, header, stats, schema_items, after, seconds, validation)
     write_report(ledger_dir, report)
     return LoadResult(target.mode, report, validation)
+
+
+def _record_schema(ledger: Ledger, reporter: Reporter, items: list[Any]) -> None:
+    if not items:
+        return
+    created = [i.name for i in items if i.outcome in ("created", "index-instead")]
+    ledger.record("schema", items=[i.describe() for i in items], created=created)
+    for item in items:
+        if item.note:
+            reporter.info(f"schema: {item.describe()}")
 
 
 def _target(

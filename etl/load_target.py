@@ -108,3 +108,17 @@ def wanted_schema(stage: StageInput, keys: Keys, mode: str) -> list[SchemaItem]:
         if mode == REPLAY and (not table.key or ambiguous):
             wanted.append(SchemaItem(label, (SOURCE_ID,), False))
     return wanted
+
+
+def deferred_schema(wanted: list[SchemaItem], mode: str) -> list[SchemaItem]:
+    """The part of ``wanted`` that may be built while the batches are written.
+
+    In place, the load writes only Issues and the converted runs; the target
+    model's constraints on the labels it does not write (``Event {id}``,
+    ``Plan {id}``) serve no lookup of the load, so they are built alongside
+    it: ``Event {id}`` over 1.9M events took 13.8 s of a 75 s in-place load at
+    100k workflows. A replay looks every label up by key: nothing is deferred.
+    """
+    if mode != IN_PLACE:
+        return []
+    return [item for item in wanted if item.label not in (TARGET_LABEL, "Issue")]

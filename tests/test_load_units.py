@@ -161,3 +161,19 @@ def test_conflicting_flags_name_both(flags: dict[str, object], message: str) -> 
     }
     with pytest.raises(ConfigError, match=message):
         load_command(settings, reporter=NullReporter(), **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.unit
+def test_in_place_defers_only_constraints_on_labels_it_does_not_write() -> None:
+    from etl.graph.schema import SchemaItem
+    from etl.load_steps import IN_PLACE, REPLAY
+    from etl.load_target import deferred_schema
+
+    wanted = [
+        SchemaItem("Event", ("id",), True),
+        SchemaItem("Issue", ("repoFullName", "number"), False),
+        SchemaItem("Plan", ("id",), True),
+        SchemaItem("WorkflowRun", ("id",), True),
+    ]
+    assert [i.label for i in deferred_schema(wanted, IN_PLACE)] == ["Event", "Plan"]
+    assert deferred_schema(wanted, REPLAY) == []
