@@ -133,20 +133,13 @@ def run_transform(
         writer.add_input(in_dir)
         writer.source = dict(manifest.get("source") or {})
         writer.migration = {"name": mig.name, "options": report["options"]}
-        for name in sorted([*result.tables, *result.streamed]):
-            kind = "node" if name.startswith("nodes/") else "relationship"
-            label = name.split("/", 1)[1]
-            entry = TableEntry(
-                path=f"{name}.parquet",
-                kind=kind,
-                name=label,
-                role=result.roles.get(name, "migrated"),
-                key=list(KNOWN_KEYS.get(label, [])) if kind == "node" else [],
-            )
-            if name in result.streamed:
-                _write_streamed(writer, entry, manifest, in_dir, result.streamed[name], reporter)
-                continue
-            df = result.tables[name]
+        # Tables held in memory go first, each dropped once written, so the
+        # batch-by-batch copies of the big ones run without them.
+        held = [(name, result.tables) for name in sorted(result.tables)]
+        held += [(name, result.rejected) for name in sorted(result.rejected)]
+        for name, frames in held:
+            df = frames.pop(name)
+            entry = _entry(name, result.roles)
             _set_inherited(
                 entry,
                 manifest,
@@ -154,24 +147,11 @@ def run_transform(
                 df.schema,
                 _tagged_ok([df], _tag_candidates(manifest, name, df.schema)),
             )
-            with reporter.task(f"write {name}", total=df.height) as task:
-                writer.write_table(entry, df.to_arrow(compat_level=pl.CompatLevel.oldest()))
-                task.advance(df.height)
-        for name, df in sorted(result.rejected.items()):
-            entry = TableEntry(
-                path=f"{name}.parquet",
-                kind="rejected",
-                name=name.split("/", 1)[1],
-                role="rejected",
-            )
-            _set_inherited(
-                entry,
-                manifest,
-                name,
-                df.schema,
-                _tagged_ok([df], _tag_candidates(manifest, name, df.schema)),
-            )
-            writer.write_table(entry, df.to_arrow(compat_level=pl.CompatLevel.oldest()))
+            _write_frame(writer, entry, df, reporter)
+            del df
+        for name in sorted(result.streamed):
+            entry = _entry(name, result.roles)
+            _write_streamed(writer, entry, manifest, in_dir, result.streamed[name], reporter)
         report["timings_s"]["write"] = round(time.perf_counter() - write_started, 3)
         writer.report = report
         target = writer.commit()
@@ -179,8 +159,38 @@ def run_transform(
     return TransformResult(out_dir=target, report=report)
 
 
-#: Output tables whose rows come from another export table (the rest: the same path).
-_SOURCE_TABLE = {"nodes/WorkflowRun": "nodes/Workflow", "rejected/Workflow": "nodes/Workflow"}
+def _entry(name: str, roles: dict[str, str]) -> TableEntry:
+    """The manifest entry of output table ``name`` (``"nodes/X"``, ``"rejected/X"`` …)."""
+    folder, label = name.split("/", 1)
+    if folder == "rejected":
+        return TableEntry(path=f"{name}.parquet", kind="rejected", name=label, role="rejected")
+    kind = "node" if folder == "nodes" else "relationship"
+    return TableEntry(
+        path=f"{name}.parquet",
+        kind=kind,
+        name=label,
+        role=roles.get(name, "migrated"),
+        key=list(KNOWN_KEYS.get(label, [])) if kind == "node" else [],
+    )
+
+
+def _write_frame(
+    writer: StageWriter, entry: TableEntry, df: pl.DataFrame, reporter: Reporter
+) -> None:
+    """Write ``df`` a slice at a time: its Arrow copies are one slice, not the table.
+
+    Row groups depend only on the rows (``TableWriter``), so the bytes are
+    those of writing it at once.
+    """
+    compat = pl.CompatLevel.oldest()
+    schema = df.head(0).to_arrow(compat_level=compat).schema
+    with (
+        reporter.task(f"write {entry.path.removesuffix('.parquet')}", total=df.height) as task,
+        writer.open_table(entry, schema) as out,
+    ):
+        for part in df.iter_slices(STREAM_BATCH_ROWS):
+            out.write(part.to_arrow(compat_level=compat))
+            task.advance(part.height)
 
 
 def _write_streamed(

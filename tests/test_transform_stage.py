@@ -358,3 +358,26 @@ def test_streamed_tables_match_collected_ones(
     assert event["tagged_columns"] == ["data"]
     assert event["role"] == "passthrough"
     assert {t["path"] for t in m1["tables"]} >= {"nodes/User.parquet", "nodes/Event.parquet"}
+
+
+def test_passes_slices_and_batches_do_not_change_the_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events in many passes, Workflows in many slices, tables written in small batches."""
+    import etl.transform
+    from etl.migrations import workflow_runs, workflow_runs_events
+
+    export = _write_sorted_export(tmp_path / "export")
+    whole = run_transform(in_dir=export, out_dir=tmp_path / "whole")
+    monkeypatch.setattr(workflow_runs_events, "PASS_ROWS", 7)
+    monkeypatch.setattr(workflow_runs, "CLASSIFY_ROWS", 2)
+    monkeypatch.setattr(etl.transform, "STREAM_BATCH_ROWS", 3)
+    small = run_transform(in_dir=export, out_dir=tmp_path / "small")
+    m1, m2 = verify_stage(tmp_path / "whole"), verify_stage(tmp_path / "small")
+    assert [(t["path"], t["sha256"]) for t in m1["tables"]] == [
+        (t["path"], t["sha256"]) for t in m2["tables"]
+    ]
+    for key in ("timings_s", "rows_per_s"):
+        whole.report.pop(key)
+        small.report.pop(key)
+    assert whole.report == small.report

@@ -9,11 +9,17 @@ The rules are docs/MIGRATION.md's; the table contract is docs/STAGE_FORMAT.md
 ``workflow_runs_events``               first/last event, deciding terminal event
 ``workflow_runs_issues``               issue references, Issue nodes, ``HAS_RUNS``
 ``workflow_runs_classify``             one rejection code, or the WorkflowRun values
+``workflow_runs_report``               report.json's summary and its invariants
 =====================================  ==============================================
 
 Everything is Polars expressions over whole columns: no Python loop touches
 a row that migrates. The only per-row Python is quoting the JSON parser's
 message for metadata already rejected as invalid JSON.
+
+Memory follows the number of Workflows, not of events: the events are read in
+passes over ranges of ids (``workflow_runs_events``), the Workflows are
+classified ``CLASSIFY_ROWS`` at a time, and tables that come through row for
+row are handed back as ``StreamedTable`` s to be copied batch by batch.
 
 Every legacy Workflow ends up in exactly one of ``nodes/WorkflowRun`` (with the
 same ``_element_id``, so a load can convert the node in place) or
@@ -24,18 +30,16 @@ same ``_element_id``, so a load can convert the node in place) or
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import polars as pl
 
 from etl.migrations import (
     MigrationInputError,
-    MigrationInternalError,
     MigrationOptions,
     MigrationResult,
     StreamedTable,
 )
-from etl.migrations.workflow_runs_classify import REASONS, classify
+from etl.migrations.workflow_runs_classify import DERIVED, classify, id_counts
 from etl.migrations.workflow_runs_events import event_facts
 from etl.migrations.workflow_runs_issues import (
     issue_nodes,
@@ -44,21 +48,19 @@ from etl.migrations.workflow_runs_issues import (
     resolve_issues,
 )
 from etl.migrations.workflow_runs_json import parser_messages
+from etl.migrations.workflow_runs_report import check, summary
 from etl.migrations.workflow_runs_schema import (
     INPUTS,
     UTC_NS,
     conform,
-    missing_inputs,
     sort_keys,
     sorted_table,
 )
 
-#: Derived WorkflowRun properties; a legacy property of the same name is replaced.
-DERIVED = ("workflowType", "createdAt", "status", "result", "postToGithub")
 #: Legacy properties the migration removes (the export keeps them).
 DROPPED = ("metadata", "created_at")
-#: Cap on per-item lists in the report, so report.json stays readable.
-REPORT_SAMPLE = 1000
+#: Workflows classified at a time (memory follows this, not the export).
+CLASSIFY_ROWS = 50_000
 
 MIGRATED, PASSTHROUGH = "migrated", "passthrough"
 ROLES: dict[str, str] = {
@@ -84,6 +86,10 @@ _SORTED_AS = {
     "rejected/BASED_ON_ISSUE": "relationships/BASED_ON_ISSUE",
     "rejected/HAS_PLAN": "relationships/HAS_PLAN",
 }
+
+
+#: Tables whose rows are Workflows in the Workflow table's order (``classify`` keeps it).
+_IN_WORKFLOW_ORDER = ("nodes/WorkflowRun", "nodes/Workflow", "rejected/Workflow")
 
 
 class WorkflowToWorkflowRun:
@@ -120,6 +126,7 @@ _STREAMABLE = (
     "nodes/Event",
     "nodes/Plan",
     "relationships/BELONGS_TO_WORKFLOW",
+    "relationships/PART_OF",
     "relationships/NEXT_EVENT",
     "relationships/GENERATED_FROM",
 )
@@ -166,23 +173,20 @@ def _conformer(name: str) -> Callable[[pl.DataFrame], pl.DataFrame]:
     return apply
 
 
-def _start_relabeler(name: str, ids: pl.Series) -> Callable[[pl.DataFrame], pl.DataFrame]:
-    """Like ``_relabel`` on the start side, row by row (no join): keeps the batch's order."""
+def _relabeler(name: str, ids: pl.Series, side: str) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    """Like ``_relabel``, row by row (no join): keeps the batch's order."""
+    label = f"_{side}_label"
 
     def apply(batch: pl.DataFrame) -> pl.DataFrame:
-        hit = pl.col("_start.id").is_in(ids.implode()) & (pl.col("_start_label") == "Workflow")
-        return (
-            conform(name, batch.lazy())
-            .with_columns(
-                pl.when(hit)
-                .then(pl.lit("WorkflowRun"))
-                .otherwise(pl.col("_start_label"))
-                .alias("_start_label")
-            )
-            .collect()
-        )
+        hit = pl.col(f"_{side}.id").is_in(ids.implode()) & (pl.col(label) == "Workflow")
+        relabeled = pl.when(hit).then(pl.lit("WorkflowRun")).otherwise(pl.col(label))
+        return conform(name, batch.lazy()).with_columns(relabeled.alias(label)).collect()
 
     return apply
+
+
+#: Relationship tables that may point at a migrated Workflow, and at which end.
+_RELABELED = {"relationships/BELONGS_TO_WORKFLOW": "start", "relationships/PART_OF": "end"}
 
 
 def _identity(batch: pl.DataFrame) -> pl.DataFrame:
@@ -217,22 +221,33 @@ def migrate(inputs: Mapping[str, pl.LazyFrame], options: MigrationOptions) -> Mi
     facts = event_facts(
         t["relationships/BELONGS_TO_WORKFLOW"],
         t["nodes/Event"],
+        workflows,
         timestamp_dtype=_dtype(t["nodes/Event"], "timestamp"),
         with_evidence=options.infer_type,
     )
     based_on = t["relationships/BASED_ON_ISSUE"]
-    rel_refs = relationship_refs(based_on, _dtype(based_on, "_end.number"))
-    classified = classify(
-        workflows,
-        facts,
-        rel_refs,
-        options=options,
-        created_dtype=created_dtype,
-        out_dtype=out_dtype,
-    ).collect()
-    classified = _with_parser_messages(classified)
-    accepted = classified.filter(pl.col("__reason").is_null())
-    refused = classified.filter(pl.col("__reason").is_not_null())
+    rel_refs = relationship_refs(based_on, _dtype(based_on, "_end.number")).collect()
+    # Counted on the input itself, so a join that lost or doubled rows shows.
+    workflows_in = int(workflows.select(pl.len()).collect().item())
+    shared_ids = id_counts(workflows).collect(engine="streaming").lazy()
+    accepted_parts, refused_parts = [], []
+    # In slices: the JSON lookups of one slice are held at a time, not of all Workflows.
+    for offset in range(0, max(workflows_in, 1), CLASSIFY_ROWS):
+        part = classify(
+            workflows.slice(offset, CLASSIFY_ROWS),
+            facts.lazy(),
+            rel_refs.lazy(),
+            shared_ids=shared_ids,
+            options=options,
+            created_dtype=created_dtype,
+            out_dtype=out_dtype,
+        ).collect()
+        part = _with_parser_messages(part)
+        accepted_parts.append(part.filter(pl.col("__reason").is_null()).drop(DROPPED))
+        refused_parts.append(part.filter(pl.col("__reason").is_not_null()))
+    del facts, rel_refs
+    accepted, refused = pl.concat(accepted_parts), pl.concat(refused_parts)
+    del accepted_parts, refused_parts
 
     legacy = [c for c in wf_cols if c not in ("_element_id", "_labels", "id", *DROPPED, *DERIVED)]
     labels = pl.col("_labels").fill_null(pl.lit([], dtype=pl.List(pl.String)))
@@ -307,8 +322,8 @@ def migrate(inputs: Mapping[str, pl.LazyFrame], options: MigrationOptions) -> Mi
         raw = inputs.get(name)
         if raw is None or not _streamable(name, raw, lazy_tables[name], options):
             continue
-        if name == "relationships/BELONGS_TO_WORKFLOW":
-            apply = _start_relabeler(name, accepted["id"])
+        if name in _RELABELED:
+            apply = _relabeler(name, accepted["id"], _RELABELED[name])
         elif name in INPUTS:
             apply = _conformer(name)
         else:
@@ -325,117 +340,40 @@ def migrate(inputs: Mapping[str, pl.LazyFrame], options: MigrationOptions) -> Mi
     }
     names = list(lazy_tables)
     rejected_names = list(lazy_rejected)
-    collected = pl.collect_all(
-        [sorted_table(lazy_tables[n], n) for n in names]
-        + [sorted_table(lazy_rejected[n], _SORTED_AS[n]) for n in rejected_names]
-        + [duplicates.sort("repoFullName", "number"), workflows.select(pl.len())]
+    # Tables in the order of a sorted Workflow table need no sort (nor its copy).
+    raw_workflows = inputs.get("nodes/Workflow")
+    in_order = raw_workflows is not None and _streamable(
+        "nodes/Workflow", raw_workflows, workflows, options
     )
+
+    def ordered(name: str, frame: pl.LazyFrame) -> pl.LazyFrame:
+        if in_order and name in _IN_WORKFLOW_ORDER:
+            return frame
+        return sorted_table(frame, _SORTED_AS.get(name, name))
+
+    queries = (
+        [ordered(n, lazy_tables[n]) for n in names]
+        + [ordered(n, lazy_rejected[n]) for n in rejected_names]
+        + [duplicates.sort("repoFullName", "number")]
+    )
+    collected = pl.collect_all(queries)
     tables = dict(zip(names, collected[: len(names)], strict=True))
     rejected = {
         name: df
-        for name, df in zip(rejected_names, collected[len(names) : -2], strict=True)
+        for name, df in zip(rejected_names, collected[len(names) : -1], strict=True)
         # Only Workflow rejections are expected; the others appear when they happen.
         if name == "rejected/Workflow" or df.height
     }
-    report = _report(
-        # Counted on the input itself, so a join that lost or doubled rows shows.
-        workflows_in=int(collected[-1].item()),
-        classified=classified,
+    report = summary(
+        workflows_in=workflows_in,
+        accepted=accepted,
         tables=tables,
         rejected=rejected,
-        duplicates=collected[-2],
+        duplicates=collected[-1],
         inputs=inputs,
         wf_cols=wf_cols,
     )
-    _check(report, tables["nodes/WorkflowRun"])
+    check(report, tables["nodes/WorkflowRun"])
     return MigrationResult(
         tables=tables, roles=roles, rejected=rejected, report=report, streamed=streamed
     )
-
-
-def _check(report: Mapping[str, Any], runs: pl.DataFrame) -> None:
-    """Raise ``MigrationInternalError`` unless the counts add up and every code is known."""
-    problems = []
-    if report["workflows_in"] != report["runs_out"] + report["rejected_total"]:
-        problems.append(
-            "Workflows in ({workflows_in}) != WorkflowRuns out ({runs_out}) "
-            "+ rejected ({rejected_total})".format(**report)
-        )
-    unknown = sorted(set(report["rejected"]) - set(REASONS))
-    if unknown or report["rejected_total"] != sum(report["rejected"].values()):
-        problems.append(f"rejection codes outside the documented set: {unknown}")
-    if runs["id"].null_count() or runs["id"].n_unique() != runs.height:
-        problems.append("WorkflowRun ids are not unique and non-null")
-    if problems:
-        raise MigrationInternalError(
-            "internal error: " + "; ".join(problems),
-            hint="this is a bug in the migration; please report it with the export",
-        )
-
-
-def _report(
-    *,
-    workflows_in: int,
-    classified: pl.DataFrame,
-    tables: Mapping[str, pl.DataFrame],
-    rejected: Mapping[str, pl.DataFrame],
-    duplicates: pl.DataFrame,
-    inputs: Mapping[str, pl.LazyFrame],
-    wf_cols: list[str],
-) -> dict[str, Any]:
-    """The JSON-serialisable summary merged into the transform stage's report.json."""
-    runs = tables["nodes/WorkflowRun"]
-    accepted = classified.filter(pl.col("__reason").is_null())
-    rejected_wf = rejected["rejected/Workflow"]
-    by_reason = dict.fromkeys(REASONS, 0)
-    for reason, n in rejected_wf.group_by("reason").len().iter_rows():
-        by_reason[reason] = n
-    status_per_type: dict[str, dict[str, int]] = {}
-    for wtype, status, n in (
-        runs.group_by("workflowType", "status").len().sort("workflowType", "status").iter_rows()
-    ):
-        per = status_per_type.setdefault(wtype, dict.fromkeys(("completed", "error", "running"), 0))
-        per[status] = n
-    inferred = accepted.filter(pl.col("__inferred"))
-    inferences = (
-        inferred.sort("id")
-        .select("id", workflowType="__workflowType", evidence="__evidence_text")
-        .head(REPORT_SAMPLE)
-        .to_dicts()
-    )
-    issues = tables["nodes/Issue"]
-    issues_rejected = rejected["rejected/Issue"].height if "rejected/Issue" in rejected else 0
-    issueless = accepted.filter(pl.col("__ref_repo").is_null()).height
-    return {
-        "workflows_in": workflows_in,
-        "runs_out": runs.height,
-        "rejected_total": rejected_wf.height,
-        "rejected": by_reason,
-        "aliases_normalised": accepted.filter(pl.col("__type_source") == "alias").height,
-        "status_per_type": status_per_type,
-        "issues_in": issues.filter(~pl.col("_created")).height + issues_rejected,
-        "issues_out": issues.height,
-        "issues_created": issues.filter(pl.col("_created")).height,
-        "issues_rejected": issues_rejected,
-        "runs_with_issue": accepted.height - issueless,
-        "issueless_runs": issueless,
-        "has_runs": tables["relationships/HAS_RUNS"].height,
-        "duplicate_issues": duplicates.height,
-        "duplicate_issue_examples": duplicates.head(REPORT_SAMPLE)
-        .select("repoFullName", "number", "copies", "element_ids", "chosen")
-        .to_dicts(),
-        "inferred_types": dict(sorted(inferred.group_by("__workflowType").len().iter_rows())),
-        "inferences": inferences,
-        "inferences_truncated": inferred.height > REPORT_SAMPLE,
-        "post_to_github_not_boolean": accepted.filter(
-            pl.col("__post_present") & pl.col("__postToGithub").is_null()
-        ).height,
-        "legacy_properties_replaced": [c for c in wf_cols if c in DERIVED],
-        # Relationships whose Issue key has a number that cannot be an integer.
-        "relationship_rows_rejected": {
-            name: df.height
-            for name, df in rejected.items()
-            if name not in ("rejected/Workflow", "rejected/Issue")
-        },
-        "inputs_missing": missing_inputs(inputs),
-    }

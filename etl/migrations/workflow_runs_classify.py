@@ -31,6 +31,9 @@ from etl.migrations.workflow_runs_issues import metadata_issue
 from etl.migrations.workflow_runs_json import field, is_false, is_true, root_kind
 from etl.migrations.workflow_runs_schema import lit_str, short, to_datetime_dtype, to_utc
 
+#: Derived WorkflowRun properties; a legacy property of the same name is replaced.
+DERIVED = ("workflowType", "createdAt", "status", "result", "postToGithub")
+
 WORKFLOW_TYPES = ("commentOnIssue", "identifyPRGoal", "resolveIssue", "reviewPullRequest")
 #: Legacy spellings and the type they mean.
 ALIASES = {"resolve_issue": "resolveIssue"}
@@ -64,26 +67,51 @@ def _infer_suffix(enabled: bool) -> pl.Expr:
     )
 
 
+#: What ``classify`` adds to the Workflow columns (its other ``__`` columns are dropped).
+OUTPUTS = (
+    "__reason",
+    "__detail",
+    *(f"__{name}" for name in DERIVED),
+    "__type_source",
+    "__post_present",
+    "__ref_repo",
+    "__ref_number",
+    "__inferred",
+    "__evidence_text",
+)
+
+
+def id_counts(workflows: pl.LazyFrame) -> pl.LazyFrame:
+    """``id`` and ``__dups`` (its number of Workflows) for ids held by several (null included)."""
+    return workflows.group_by("id").agg(__dups=pl.len()).filter(pl.col("__dups") > 1)
+
+
 def classify(
     workflows: pl.LazyFrame,
     facts: pl.LazyFrame,
     rel_refs: pl.LazyFrame,
     *,
+    shared_ids: pl.LazyFrame,
     options: MigrationOptions,
     created_dtype: pl.DataType,
     out_dtype: pl.Datetime,
 ) -> pl.LazyFrame:
-    """The Workflow table plus ``__reason``/``__detail`` and the derived properties.
+    """The Workflow table plus ``OUTPUTS``: ``__reason``/``__detail`` and the derived properties.
 
     ``__workflowType``, ``__createdAt`` (dtype ``out_dtype``), ``__status``,
     ``__result``, ``__postToGithub``, ``__ref_repo``/``__ref_number`` are
     meaningful where ``__reason`` is null. ``facts`` comes from
     ``event_facts`` and ``rel_refs`` from ``relationship_refs``, both keyed by
-    ``wf_id``.
+    ``wf_id``; ``shared_ids`` is ``id_counts`` of the whole Workflow table, so
+    ``workflows`` may be any slice of it (each row is classified on its own).
+    The rows come out in the order they went in.
     """
     meta = pl.col("metadata")
     is_obj = pl.col("__kind") == "object"
-    base = workflows.with_columns(__kind=root_kind(meta), __dups=pl.len().over("id"))
+    columns = workflows.collect_schema().names()
+    base = workflows.join(
+        shared_ids, on="id", how="left", nulls_equal=True, maintain_order="left"
+    ).with_columns(__kind=root_kind(meta), __dups=pl.col("__dups").fill_null(1))
     base = base.with_columns(
         __wt_raw=pl.when(is_obj).then(field(meta, "workflowType")),
         __postToGithub=pl.when(is_obj & is_true(meta, "postToGithub"))
@@ -98,9 +126,10 @@ def classify(
     facts, rel_refs = (
         f.rename(lambda c: c if c == "wf_id" else f"__{c}") for f in (facts, rel_refs)
     )
-    joined = base.join(facts, left_on="id", right_on="wf_id", how="left").join(
-        rel_refs, left_on="id", right_on="wf_id", how="left"
-    )
+    # In the Workflows' order: the caller may rely on it (see ``migrate``).
+    joined = base.join(
+        facts, left_on="id", right_on="wf_id", how="left", maintain_order="left"
+    ).join(rel_refs, left_on="id", right_on="wf_id", how="left", maintain_order="left")
 
     wt_raw = pl.col("__wt_raw")
     types = pl.col("__evidence_types")
@@ -239,4 +268,4 @@ def classify(
         __ref_repo=pl.coalesce(pl.col("__rel_repo"), meta_repo),
         __ref_number=pl.coalesce(pl.col("__rel_number"), meta_number),
         __inferred=type_source == "inferred",
-    )
+    ).select(*columns, *OUTPUTS)
