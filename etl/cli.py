@@ -335,36 +335,49 @@ def transform(
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=200,
-    show_default=True,
-    help="Workflows per write transaction.",
+    default=None,
+    help="Workflows per write transaction (online only).  [default: 200]",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Write the same graph with neo4j-admin import into the local home (several times "
+    "faster; stops its server for the import and starts it again if it was running).",
 )
 @pass_ctx
 @handle_errors
 def seed(
-    obj: Context, workflows: int, seed_value: int, dirty: float, replace: bool, batch_size: int
+    obj: Context,
+    workflows: int,
+    seed_value: int,
+    dirty: float,
+    replace: bool,
+    batch_size: int | None,
+    offline: bool,
 ) -> None:
     """Write a sample legacy graph (Workflow/Event/Issue/Plan) into the configured database.
 
     The summary (--json) holds what a correct `etl transform` must report under "expected".
 
-    Example: etl seed --workflows 2000 --dirty 0.1 --replace
+    \b
+    Examples:
+      etl seed --workflows 2000 --dirty 0.1 --replace
+      etl seed --workflows 100000 --dirty 0.01 --replace --offline
     """
     from etl import seed as seeding
-    from etl.graph.connection import open_driver
 
-    settings = obj.settings()
-    with open_driver(settings) as driver:
-        summary = seeding.seed_database(
-            driver,
-            database=settings.database,
-            workflows=workflows,
-            seed=seed_value,
-            dirty=dirty,
-            replace=replace,
-            batch_size=batch_size,
-            reporter=obj.reporter(),
-        )
+    if offline and batch_size is not None:
+        raise click.UsageError("--batch-size and --offline exclude each other")
+    summary = seeding.run_seed(
+        obj.settings(),
+        workflows=workflows,
+        seed=seed_value,
+        dirty=dirty,
+        replace=replace,
+        batch_size=batch_size,
+        offline=offline,
+        reporter=obj.reporter(),
+    )
     obj.emit(summary, seeding.describe(summary))
 
 

@@ -17,6 +17,8 @@ import polars as pl
 import pytest
 
 from etl import seed as seeding
+from etl import seed_generate as generate
+from etl import seed_model as model
 from etl.errors import ExitCode
 from etl.graph import admin
 from etl.migrations.workflow_runs_classify import REASONS
@@ -41,28 +43,31 @@ def _one(driver: Any, settings: Settings, cypher: str) -> Any:
 
 @pytest.mark.parametrize(("n", "dirty"), [(1, 0.1), (7, 1.0), (1000, 0.1), (12345, 0.37)])
 def test_plant_counts_are_exact_and_pairs_stay_whole(n: int, dirty: float) -> None:
-    counts = seeding.plant_counts(n, dirty)
+    counts = model.plant_counts(n, dirty)
     assert sum(counts.values()) == round(n * dirty)
     assert counts["duplicate_id"] % 2 == 0
-    assert set(counts) == set(seeding.PLANT_WEIGHTS)
+    assert set(counts) == set(model.PLANT_WEIGHTS)
 
 
 def test_vocabulary_agrees_with_the_transform() -> None:
-    assert seeding.REASONS == REASONS  # same codes, same order as the report
-    for wtype, texts in seeding.TYPED_STATUS.items():
+    assert model.REASONS == REASONS  # same codes, same order as the report
+    for wtype, texts in model.TYPED_STATUS.items():
         for text in texts:  # each typed status points to its own type and nothing else
             assert {t for t, rx in INFERENCE_RULES if re.search(rx, text)} == {wtype}, text
-    for text in (*seeding.NEUTRAL_STATUS, "completed"):
+    for text in (*model.NEUTRAL_STATUS, "completed"):
         assert not [t for t, rx in INFERENCE_RULES if re.search(rx, text)], text
 
 
 def test_generation_is_deterministic_whatever_the_batch_size() -> None:
     def stream(seed: int, size: int) -> str:
-        gen = seeding.Generator(seed=seed, workflows=120, dirty=0.3)
+        gen = generate.Generator(seed=seed, workflows=120, dirty=0.3)
         flat: dict[str, list[Any]] = {"workflows": [], "issues": [], "late_issues": []}
         for batch in gen.batches(size):
-            for name, rows in flat.items():
-                rows += getattr(batch, name)
+            flat["issues"] += batch.issues
+            flat["late_issues"] += batch.late_issues
+            for row in batch.workflows:  # positions of events in a batch depend on the cut
+                events, pairs = batch.workflow_events(row), batch.next_pairs(row)
+                flat["workflows"].append({**row, "first": None, "events": events, "next": pairs})
         issues = [row for rows in gen.pool_issues(size) for row in rows]
         return json.dumps([flat, issues, vars(gen.expected), vars(gen.expected_infer)])
 
@@ -84,7 +89,7 @@ def test_cli_seed_writes_the_counts_it_reports(
     assert counts["types"] == summary["relationships"]
     assert summary["nodes"]["Workflow"] == 200
     assert sum(summary["planted"].values()) == 40
-    assert summary["planted"] == seeding.plant_counts(200, 0.2)
+    assert summary["planted"] == model.plant_counts(200, 0.2)
     exp = summary["expected"]
     assert exp["runs_out"] + sum(exp["rejected"].values()) == 200
 
