@@ -111,7 +111,8 @@ class SizeRun:
 
     def run(self) -> None:
         log(f"{self.size}: seeding")
-        self.src.start()
+        if not self.a.seed_offline:
+            self.src.start()  # the offline seed imports into the stopped home
         t = time.perf_counter()
         seeded = json.loads(
             etl(
