@@ -41,6 +41,7 @@ TARGETS = {"nodes_per_s": 60_000, "relationships_per_s": 100_000, "speedup": 50,
 
 BASELINE = """
 import json, sys, time
+import pandas  # first: to_pylist() gives pandas.Timestamp, which the driver packs only then
 import pyarrow.parquet as pq
 from etl.graph.connection import open_driver
 from etl.settings import load_settings
