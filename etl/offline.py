@@ -101,7 +101,7 @@ def _guard(
     return settings, before
 
 
-def _error_lines(text: str) -> str:
+def error_lines(text: str) -> str:
     """The lines of the importer's output that say what went wrong."""
     keep = [
         line
@@ -137,7 +137,7 @@ def _run_import(settings: Settings, files: ImportFiles, work: Path, threads: int
         localdb.drop_store(settings)
         raise StageError(
             f"neo4j-admin import failed (exit {proc.returncode}); the half-written database "
-            f"was removed, so the server starts empty:\n{_error_lines(proc.stdout + proc.stderr)}",
+            f"was removed, so the server starts empty:\n{error_lines(proc.stdout + proc.stderr)}",
             hint=f"the full output is in {work / 'import.log'}; load online (--mode online) "
             "if the importer cannot take this stage",
         )
@@ -163,7 +163,7 @@ def _run_check(settings: Settings, work: Path) -> dict[str, Any]:
     if proc.returncode != 0:
         raise StageError(
             f"neo4j-admin database check found problems in the imported database "
-            f"(exit {proc.returncode}):\n{_error_lines(proc.stdout + proc.stderr)}",
+            f"(exit {proc.returncode}):\n{error_lines(proc.stdout + proc.stderr)}",
             hint=f"see {work / 'check.log'} and the report in {report_dir}",
         )
     return {"seconds": round(time.perf_counter() - started, 3), "ok": True}

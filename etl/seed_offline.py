@@ -38,7 +38,7 @@ from etl import localdb, seed_files
 from etl.errors import ConfigError, EtlError
 from etl.graph import seed_write
 from etl.graph.connection import open_driver
-from etl.offline import IMPORT_HEAP, IMPORT_OFF_HEAP, _error_lines, with_server
+from etl.offline import IMPORT_HEAP, IMPORT_OFF_HEAP, error_lines, with_server
 from etl.progress import NullReporter, Reporter
 from etl.seed_generate import Generator
 from etl.seed_model import PoolKeys
@@ -177,7 +177,7 @@ def _import(settings: Settings, files: list[str], work: Path) -> float:
     bad = report.read_text(errors="replace").strip() if report.is_file() else ""
     if proc.returncode != 0 or "IMPORT DONE" not in proc.stdout + proc.stderr or bad:
         localdb.drop_store(settings)
-        detail = bad[:2000] or _error_lines(proc.stdout + proc.stderr)
+        detail = bad[:2000] or error_lines(proc.stdout + proc.stderr)
         raise EtlError(
             f"neo4j-admin import of the seed failed (exit {proc.returncode}); the "
             f"half-written database was removed, so the server starts empty:\n{detail}",
