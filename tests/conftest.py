@@ -74,6 +74,16 @@ def _session_owner(tmp_path_factory: pytest.TempPathFactory) -> None:
     (tmp_path_factory.getbasetemp() / _OWNER).write_text(str(os.getpid()))
 
 
+def home_settings(path: Path, port: int | None = None) -> Settings:
+    """Settings of a local home of a test's own, blind to the ``NEO4J_*`` environment."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
+    return load_settings(
+        {"local_home": str(path), "bolt_port": port or free_port()},
+        environ=environ,
+        env_file=Path("/nonexistent"),
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -27,7 +27,7 @@ from etl.graph.connection import open_driver
 from etl.graph.params import SOURCE_ID
 from etl.offline import run_offline
 from etl.settings import Settings, load_settings
-from tests.conftest import free_port
+from tests.conftest import home_settings
 from tests.test_load_support import (
     Stages,
     counts,
@@ -51,12 +51,7 @@ pytestmark = [
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A second local home (its server started by the first import), stopped at the end."""
     home = tmp_path_factory.mktemp("offline-home")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
-    settings = load_settings(
-        {"local_home": str(home), "bolt_port": free_port()},
-        environ=environ,
-        env_file=Path("/nonexistent"),
-    )
+    settings = home_settings(home)
     try:
         yield settings
     finally:

@@ -8,19 +8,14 @@ from pathlib import Path
 import pytest
 
 from etl import localdb
-from etl.settings import load_settings
-from tests.conftest import free_port, stop_orphan_servers
+from tests.conftest import home_settings, stop_orphan_servers
 
 
 @pytest.mark.db
 def test_servers_of_a_dead_session_are_stopped_and_of_a_live_one_kept(tmp_path: Path) -> None:
     session = tmp_path / "pytest-7"
     home = session / "test_x0" / "neo4j-home"
-    settings = load_settings(
-        {"local_home": str(home), "bolt_port": free_port()},
-        environ={},
-        env_file=Path("/nonexistent"),
-    )
+    settings = home_settings(home)
     localdb.start(settings)
     try:
         owner = subprocess.Popen(["sleep", "60"])

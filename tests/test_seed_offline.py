@@ -24,7 +24,7 @@ from etl.graph import admin
 from etl.graph.connection import open_driver
 from etl.offline import with_server
 from etl.settings import Settings, load_settings
-from tests.conftest import free_port
+from tests.conftest import free_port, home_settings
 
 pytestmark = [
     pytest.mark.db,
@@ -40,12 +40,7 @@ TIMING = ("wipe_s", "write_s", "nodes_per_s", "mode", "offline")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A second local home, never started before the first test; stopped at the end."""
     path = tmp_path_factory.mktemp("seed-home")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
-    settings = load_settings(
-        {"local_home": str(path), "bolt_port": free_port()},
-        environ=environ,
-        env_file=Path("/nonexistent"),
-    )
+    settings = home_settings(path)
     try:
         yield settings
     finally:
