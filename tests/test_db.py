@@ -132,6 +132,16 @@ def test_version_is_the_pinned_one(driver: Any, neo4j_settings: Settings) -> Non
     assert server_info(driver, neo4j_settings).version == neo4j_settings.neo4j_version
 
 
+@pytest.mark.skipif(os.environ.get("NEO4J_URI") is not None, reason="uses the local server")
+def test_local_server_keeps_two_transaction_log_files(driver: Any) -> None:
+    """Not Neo4j's default two days: repeated seeds and loads filled 37 GiB of logs."""
+    records, _, _ = driver.execute_query(
+        "SHOW SETTINGS YIELD name, value WHERE name = 'db.tx_log.rotation.retention_policy' "
+        "RETURN value"
+    )
+    assert [r["value"] for r in records] == ["2 files"]
+
+
 def test_a_stale_pid_file_naming_another_process_is_not_a_running_server(tmp_path: Path) -> None:
     """Pids are reused: after a reboot the pid file may name any live process."""
     settings = load_settings(
