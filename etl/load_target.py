@@ -6,6 +6,9 @@
 * a sample of the stage's WorkflowRuns exist *as the same nodes* (same
   element id, same ``id``, labelled Workflow or already WorkflowRun) → the
   database is the one exported → **in place**;
+* the sampled WorkflowRuns' ids are legacy Workflows here, but other nodes
+  (another copy of the exported database) → refuse: writing a replay into a
+  legacy graph would add a second node per run;
 * a sample of the stage's keys already exist (an earlier replay of this
   stage, finished or not) → **replay** again (merges change nothing);
 * otherwise the database holds something else: refuse, unless the caller
@@ -69,6 +72,17 @@ def detect_mode(
             raise StageError(
                 f"only {found} of {len(rows)} sampled WorkflowRuns are the exported nodes: "
                 "the database changed since the export, or is another copy",
+                hint="export and transform this database again, then load",
+            )
+        ids = [r["id"] for r in rows]
+        legacy = schema.found_by_id(driver, database, SOURCE_LABEL, ids) if ids else 0
+        if legacy:
+            raise StageError(
+                f"{legacy} of {len(ids)} sampled WorkflowRuns are legacy Workflows in this "
+                "database, but not the nodes that were exported (other element ids): this is "
+                "another copy of the exported database, e.g. restored from a dump or a file "
+                "copy that got a new database id, and an in-place load finds its nodes by "
+                "element id",
                 hint="export and transform this database again, then load",
             )
     keyed = [t for t in stage.tables("node") if t.key == ("id",) and t.rows]

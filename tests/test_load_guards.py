@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from etl.errors import ExitCode, LockHeld
@@ -18,7 +19,14 @@ from etl.graph.schema import acquire_lock, release_lock
 from etl.load import run_load
 from etl.settings import Settings
 from etl.stage import StageWriter, TableEntry
-from tests.test_load_support import Stages, counts, cypher, legacy_stages, schema_names
+from tests.test_load_support import (
+    Stages,
+    counts,
+    cypher,
+    legacy_scenario,
+    legacy_stages,
+    schema_names,
+)
 
 __all__ = ["legacy_stages"]  # session fixture used here
 
@@ -162,3 +170,35 @@ def test_unfinished_ledger_rules(
     assert offline.exit_code == ExitCode.FAILURE
     assert "an offline import replaces the whole database" in offline.output
     assert counts(driver, neo4j_settings) == before
+
+
+def test_another_copy_of_the_legacy_graph_is_refused(
+    driver: Any, neo4j_settings: Settings, stages: Stages, tmp_path: Path, run_cli: Any
+) -> None:
+    """The exported legacy graph under other element ids (a dump, or a file copy that
+    got a new database id) is not the exported database. Its Events carry the stage's
+    ids, which once passed for "an earlier replay" and wrote a second node per run
+    beside the legacy Workflows."""
+    legacy_scenario(driver, neo4j_settings, tmp_path / "again")  # the same seed and size
+    # Each Workflow becomes a copy of itself: the same graph, new element ids.
+    cypher(
+        driver,
+        neo4j_settings,
+        "MATCH (w:Workflow) CREATE (c:Workflow) SET c = properties(w) DETACH DELETE w",
+    )
+    exported = pq.read_table(stages.transform / "nodes" / "WorkflowRun.parquet")
+    pairs = exported.select(["_element_id", "id"]).to_pylist()
+    assert not cypher(
+        driver,
+        neo4j_settings,
+        "UNWIND $pairs AS p MATCH (w:Workflow) WHERE elementId(w) = p._element_id "
+        "AND w.id = p.id RETURN w LIMIT 1",
+        pairs=pairs,
+    ), "precondition: no exported Workflow kept its element id"
+    before = counts(driver, neo4j_settings)
+    result = run_cli("load", "--in", str(stages.transform), "--ledger-dir", str(tmp_path / "l"))
+    assert result.exit_code == ExitCode.FAILURE, result.output
+    assert "sampled WorkflowRuns are legacy Workflows in this database" in result.output
+    assert "export and transform this database again" in result.output
+    assert counts(driver, neo4j_settings) == before
+    assert not cypher(driver, neo4j_settings, "MATCH (l:EtlLock) RETURN l")
