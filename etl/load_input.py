@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from etl.errors import StageError, ValidationFailed
-from etl.stage import KNOWN_KEYS, manifest_sha256, verify_stage
+from etl.stage import KNOWN_KEYS, manifest_sha256, open_parquet, verify_stage
 
 LOADABLE_STAGES = ("transform", "export", "backup")
 
@@ -188,7 +188,7 @@ def batches(
     ``keep`` (a boolean mask over the whole table) drops rows first; slices
     are cut from the rows kept, so the cut depends only on data and mask.
     """
-    pf = pq.ParquetFile(path)
+    pf = open_parquet(path)
     pending: list[pa.Table] = []
     pending_rows = 0
     offset = 0
@@ -226,7 +226,7 @@ def duplicated(
     for a unique row, only slower.
     """
     hashes, extra = [], []
-    for rb in pq.ParquetFile(path).iter_batches(batch_size=chunk, columns=columns):
+    for rb in open_parquet(path).iter_batches(batch_size=chunk, columns=columns):
         frame = pl.from_arrow(rb)
         assert isinstance(frame, pl.DataFrame)
         hashes.append(identity(frame).hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3))

@@ -6,9 +6,9 @@
 * a sample of the stage's WorkflowRuns exist *as the same nodes* (same
   element id, same ``id``, labelled Workflow or already WorkflowRun) → the
   database is the one exported → **in place**;
-* the sampled WorkflowRuns' ids are legacy Workflows here, but other nodes
-  (another copy of the exported database) → refuse: writing a replay into a
-  legacy graph would add a second node per run;
+* the sampled WorkflowRuns' ids are legacy Workflows here, none a
+  WorkflowRun, but other nodes (another copy of the exported database) →
+  refuse: writing a replay into a legacy graph would add a second node per run;
 * a sample of the stage's keys already exist (an earlier replay of this
   stage, finished or not) → **replay** again (merges change nothing);
 * otherwise the database holds something else: refuse, unless the caller
@@ -76,10 +76,11 @@ def detect_mode(
             )
         ids = [r["id"] for r in rows]
         legacy = schema.found_by_id(driver, database, SOURCE_LABEL, ids) if ids else 0
-        if legacy:
+        if legacy and not schema.found_by_id(driver, database, TARGET_LABEL, ids):
             raise StageError(
                 f"{legacy} of {len(ids)} sampled WorkflowRuns are legacy Workflows in this "
-                "database, but not the nodes that were exported (other element ids): this is "
+                "database (and none is a WorkflowRun), but not the nodes that were exported "
+                "(other element ids): this is "
                 "another copy of the exported database, e.g. restored from a dump or a file "
                 "copy that got a new database id, and an in-place load finds its nodes by "
                 "element id",

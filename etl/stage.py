@@ -64,6 +64,17 @@ def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def open_parquet(path: Path) -> pq.ParquetFile:
+    """A Parquet file to read batch by batch, with memory that stays one row group.
+
+    pyarrow's default ``pre_buffer=True`` keeps what it read for every row group
+    until the file is closed: iterating the 658 MiB Event file of a 400k-workflow
+    export ended holding 688 MiB of Arrow memory (RSS 921 MiB), against 36 MiB
+    (RSS 297 MiB, and faster) without it.
+    """
+    return pq.ParquetFile(path, pre_buffer=False)
+
+
 def manifest_sha256(stage_dir: Path) -> str:
     """Identity of a stage: the hash of its manifest (which hashes every file)."""
     return sha256_file(stage_dir / MANIFEST)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from etl.errors import StageError, ValidationFailed
 from etl.migrations import MigrationOptions, StreamedTable, get_migration
@@ -24,6 +23,7 @@ from etl.stage import (
     TableEntry,
     ensure_free_space,
     manifest_sha256,
+    open_parquet,
     verify_stage,
 )
 
@@ -211,7 +211,7 @@ def _write_streamed(
     schema = pl.DataFrame(schema=table.schema).to_arrow(compat_level=compat).schema
     candidates = _tag_candidates(manifest, entry.path.removesuffix(".parquet"), table.schema)
     ok = dict.fromkeys(candidates, True)
-    source = pq.ParquetFile(in_dir / f"{table.source}.parquet")
+    source = open_parquet(in_dir / f"{table.source}.parquet")
     with (
         reporter.task(f"write {entry.path.removesuffix('.parquet')}", total=table.rows) as task,
         writer.open_table(entry, schema) as out,

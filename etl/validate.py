@@ -39,6 +39,7 @@ from etl.load_input import StageInput, TableInfo, open_input, read_columns
 from etl.load_steps import IN_PLACE, TARGET_LABEL
 from etl.load_target import detect_mode
 from etl.settings import Settings
+from etl.stage import open_parquet
 
 
 @dataclass
@@ -84,7 +85,7 @@ class Validation:
 
 def _column_chunks(path: Path, column: str) -> Iterator[pl.Series]:
     """One column of a table, chunk by chunk (memory stays flat on large tables)."""
-    pf = pq.ParquetFile(path)
+    pf = open_parquet(path)
     if column not in pf.schema_arrow.names:
         return
     for rb in pf.iter_batches(batch_size=65_536, columns=[column]):
