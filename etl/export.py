@@ -13,11 +13,12 @@ graph: see docs/STAGE_FORMAT.md "How the export reads".
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,13 @@ from etl.stage import (
     StageWriter,
     TableEntry,
     ensure_free_space,
+    manifest_sha256,
     read_manifest,
     table_file_name,
     temp_prefix,
     verify_stage,
 )
 
-#: What the Workflow → WorkflowRun migration reads (docs/MIGRATION.md).
-DEFAULT_LABELS = ("Workflow", "Issue", "Event", "Plan")
 DEFAULT_BATCH_SIZE = 20_000
 #: Up-front space estimate per entity before anything is measured (Parquet + sort spill).
 BYTES_PER_ENTITY_GUESS = 160
@@ -93,7 +93,8 @@ def run_export(
         source = reader.source()
         before = reader.counts()
         prefixes = reader.id_prefixes()
-        wanted = sorted(before["labels"]) if all_labels else list(labels or DEFAULT_LABELS)
+        history = reader.history()
+        wanted = _wanted_labels(before, labels, all_labels=all_labels, stage=stage)
         priority = label_priority(wanted)
         types = _relationship_types(reader, before, priority, all_labels=all_labels)
         entities = sum(before["labels"].get(lab, 0) for lab in wanted) + sum(
@@ -142,6 +143,7 @@ def run_export(
                 "relationship_types": types,
                 "all": all_labels,
                 "concurrent_changes": changed,
+                "history": [_history_entry(h) for h in history],
             }
             elapsed = time.perf_counter() - started
             rows = sum(t["rows"] for t in report["tables"].values())
@@ -153,10 +155,82 @@ def run_export(
                 source=writer.source,
             )
             writer.report = report
+            kept = _keep_what_a_load_needs(out_dir, history)
+            if kept is not None:
+                report["kept_previous"] = str(kept)
+                reporter.info(
+                    f"kept the previous {out_dir} as {kept}: an in-place load depends on it "
+                    "(it is that load's backup, and `etl load --rollback` reads it)"
+                )
             target = writer.commit()
     report["bytes"] = sum(int(t["bytes"]) for t in read_manifest(target)["tables"])
     report["out_dir"] = str(target)
     return ExportResult(out_dir=target, report=report)
+
+
+def _wanted_labels(
+    before: dict[str, dict[str, int]],
+    labels: list[str] | None,
+    *,
+    all_labels: bool,
+    stage: str,
+) -> list[str]:
+    """The labels to export: every one (``--all``), those named, or the migration's."""
+    present = before["labels"]
+    if all_labels:
+        if not present and stage == "backup":
+            raise StageError(
+                "the database is empty: there is nothing to back up",
+                hint="check NEO4J_URI and NEO4J_DATABASE (`etl db status` for the local server)",
+            )
+        return sorted(present)
+    if labels:
+        unknown = [lab for lab in labels if lab not in present]
+        if unknown:
+            known = ", ".join(sorted(present)) or "none"
+            raise ConfigError(
+                f"no node has the label {', '.join(map(repr, unknown))} in this database "
+                f"(labels here: {known})",
+                hint="check the spelling in --labels, or export every label with --all",
+            )
+        return list(labels)
+    from etl.migrations import export_labels
+
+    return export_labels(present)
+
+
+def _history_entry(h: dict[str, Any]) -> dict[str, Any]:
+    keep = ("migration", "stage", "stage_sha256", "input_sha256", "mode", "state")
+    return {k: h.get(k) for k in keep} | {"at": h.get("finished_at") or h.get("started_at")}
+
+
+def _keep_what_a_load_needs(out_dir: Path, history: list[dict[str, Any]]) -> Path | None:
+    """Move ``out_dir`` aside (timestamped) when an in-place load of this database used it.
+
+    The export an in-place load was transformed from is that load's backup:
+    ``--rollback`` and ``--resume`` read it. A new export into the same
+    directory must not replace it; it is kept as ``<out_dir>.kept-<UTC stamp>``,
+    where the load finds it again by its manifest hash.
+    """
+    if not (out_dir / "manifest.json").is_file():
+        return None
+    try:
+        sha = manifest_sha256(out_dir)
+    except OSError:
+        return None
+    needed = [
+        h
+        for h in history
+        if h.get("input_sha256") == sha
+        and h.get("mode") == "in-place"
+        and h.get("state") in ("loading", "applied")
+    ]
+    if not needed:
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    kept = out_dir.with_name(f"{out_dir.name}.kept-{stamp}")
+    os.replace(out_dir, kept)
+    return kept
 
 
 def _relationship_types(

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from etl.errors import ConfigError, LockHeld, StageError
+from etl.graph import history
 from etl.graph.connection import open_driver, server_info
 from etl.graph.schema import (
     Driver,
@@ -113,6 +114,20 @@ def run_load(
             )
         try:
             target = _target(driver, settings, stage, plan.state.header, into_nonempty)
+        except BaseException:
+            release_lock(driver, database, lock)
+            raise
+        if target.done is not None:
+            # Nothing to write; the ledger and report of the load that did it stay as they are.
+            release_lock(driver, database, lock)
+            reporter.info(f"Nothing to load: {target.reason}")
+            validation = (
+                check_loaded(driver, database, stage, target.mode, info.describe())
+                if validate
+                else None
+            )
+            return LoadResult(target.mode, _nothing_report(stage, target, validation), validation)
+        try:
             keys = find_keys(stage, target.mode)
             steps = build_steps(stage, target.mode, keys, fresh=target.fresh)
             reporter.info(describe_plan(stage, target, steps, batch_size))
@@ -132,6 +147,7 @@ def run_load(
                 "started_at": now_utc(),
             }
             ledger = open_ledger(ledger_dir, plan, header)
+            history.record_start(driver, database, _history_entry(stage, header))
             try:
                 wanted = wanted_schema(stage, keys, target.mode)
                 later = deferred_schema(wanted, target.mode)
@@ -154,7 +170,11 @@ def run_load(
                 schema_items += built
                 clear_markers(driver, database)  # also those of a load abandoned by --restart
                 after = counts(driver, database)
-                ledger.record("done", finished_at=now_utc(), counts=after)
+                finished = now_utc()
+                ledger.record("done", finished_at=finished, counts=after)
+                history.record_state(
+                    driver, database, stage.sha256, history.APPLIED, at=finished, counts=after
+                )
             finally:
                 ledger.close()
         finally:
@@ -168,6 +188,44 @@ def run_load(
     report = _report(stage, target, header, stats, schema_items, after, seconds, validation)
     write_report(ledger_dir, report)
     return LoadResult(target.mode, report, validation)
+
+
+def _history_entry(stage: StageInput, header: dict[str, Any]) -> dict[str, Any]:
+    """What the database records of this load (``etl.graph.history``)."""
+    from etl import __version__
+
+    lineage = (stage.manifest.get("inputs") or [{}])[0]
+    return {
+        "stage_sha256": stage.sha256,
+        "stage": stage.stage,
+        "stage_path": str(stage.path),
+        "migration": (stage.manifest.get("migration") or {}).get("name"),
+        "input_sha256": lineage.get("manifest_sha256") if stage.stage == "transform" else None,
+        "export_path": header.get("export"),
+        "mode": header["mode"],
+        "fresh": header["fresh"],
+        "started_at": header["started_at"],
+        "tool_version": __version__,
+        "load_id": header["load_id"],
+    }
+
+
+def _nothing_report(
+    stage: StageInput, target: Target, validation: Validation | None
+) -> dict[str, Any]:
+    return {
+        "input": str(stage.path),
+        "input_manifest_sha256": stage.sha256,
+        "stage": stage.stage,
+        "mode": target.mode,
+        "mode_reason": target.reason,
+        "nothing_to_do": True,
+        "applied": target.done,
+        "steps": [],
+        "nodes_written": 0,
+        "relationships_written": 0,
+        "validation": validation.to_json() if validation else None,
+    }
 
 
 def _record_schema(ledger: Ledger, reporter: Reporter, items: list[Any]) -> None:
@@ -359,6 +417,8 @@ def describe_plan(stage: StageInput, target: Target, steps: list[Step], batch_si
 
 def summarize(report: dict[str, Any]) -> str:
     """Steps, rows, rates and where the report is, for a person."""
+    if report.get("nothing_to_do"):
+        return f"Nothing to load: {report['mode_reason']}. Nothing was written."
     lines = [f"{'step':<44}{'rows':>12}{'written':>12}{'rows/s':>11}"]
     for s in report["steps"]:
         rate = f"{s['rows_per_s']:,}" if s.get("rows_per_s") else "-"

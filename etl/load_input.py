@@ -137,20 +137,24 @@ def open_input(in_dir: Path, *, export_dir: Path | None = None) -> StageInput:
     if not inputs:
         raise ValidationFailed(f"{in_dir}: the transform manifest names no input export")
     recorded = inputs[0]
+    want = recorded.get("manifest_sha256")
     candidates = [export_dir] if export_dir else _candidates(in_dir, Path(recorded["path"]))
-    found = next((p for p in candidates if p is not None and p.is_dir()), None)
-    if found is None:
+    present = [p for p in candidates if p.is_dir()]
+    if not present:
         raise ValidationFailed(
             f"the export this transform was made from is missing: {recorded['path']}",
             hint="it is the backup of the load; restore it, or pass its location with --export",
         )
+    # A later `etl export` keeps an export that an in-place load depends on under a
+    # timestamped name (see etl.export): it is found by its identity, not its name.
+    found = next((p for p in present if _sha_or_none(p) == want), present[0])
     export_manifest = verify_stage(found)
     actual = manifest_sha256(found)
-    if actual != recorded.get("manifest_sha256"):
+    if actual != want:
         raise ValidationFailed(
             f"{found} is not the export {in_dir} was transformed from "
             f"(manifest sha256 {actual[:12]}…, lineage says "
-            f"{str(recorded.get('manifest_sha256'))[:12]}…)",
+            f"{str(want)[:12]}…)",
             hint="load the transform of this export (run `etl transform` again), "
             "or pass the right export with --export",
         )
@@ -158,10 +162,24 @@ def open_input(in_dir: Path, *, export_dir: Path | None = None) -> StageInput:
     return stage
 
 
-def _candidates(in_dir: Path, recorded: Path) -> list[Path | None]:
+def _sha_or_none(path: Path) -> str | None:
+    try:
+        return manifest_sha256(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _candidates(in_dir: Path, recorded: Path) -> list[Path]:
+    """Where the recorded export may be: as recorded, beside the stage, or kept aside."""
     if recorded.is_absolute():
-        return [recorded]
-    return [recorded, in_dir.parent / recorded, in_dir.parent / recorded.name]
+        places = [recorded]
+    else:
+        places = [recorded, in_dir.parent / recorded, in_dir.parent / recorded.name]
+    kept: list[Path] = []
+    for place in places:
+        if place.parent.is_dir():
+            kept += sorted(place.parent.glob(f"{place.name}.kept-*"), reverse=True)
+    return places + [k for k in kept if k.is_dir()]
 
 
 # ------------------------------------------------------------------ reading

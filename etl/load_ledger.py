@@ -42,6 +42,8 @@ class LedgerState:
     schema_created: list[str] = field(default_factory=list)
     done: bool = False
     rolled_back: bool = False
+    #: the counts per label and type that the finished load left
+    done_counts: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:
@@ -66,6 +68,7 @@ def read_state(path: Path) -> LedgerState:
             state.schema_created += list(entry.get("created", []))
         elif kind == "done":
             state.done = True
+            state.done_counts = entry.get("counts")
         elif kind == "rolled_back":
             state.rolled_back = True
     return state

@@ -104,6 +104,8 @@ def run_plan(
         info = server_info(driver, settings)
         target = detect_mode(driver, settings.database, stage, into_nonempty=into_nonempty)
         plan = Plan(info.describe(), target.mode, target.reason)
+        if target.done is not None:
+            return plan  # the history proves this stage is applied: nothing would change
         keys = find_keys(stage, target.mode)
         for step in build_steps(stage, target.mode, keys):
             with reporter.task(f"plan {step.name}", total=step.rows) as task:

@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from etl.errors import StageError, ValidationFailed
 from etl.graph.connection import open_driver, server_info
+from etl.graph.history import ROLLED_BACK, record_state
 from etl.graph.params import ColumnPlan
 from etl.graph.schema import counts, drop_schema, release_lock, schema_names, take_lock
 from etl.graph.write import BatchMismatch, Columns, NodeOp, RelOp, statement, write_batch
@@ -79,11 +80,7 @@ def run_rollback(
             hint="pass the --ledger-dir of that load (rollback needs its ledger)",
         )
     if header.get("mode") != IN_PLACE:
-        raise StageError(
-            "that load replayed the stage into a new database; there is no legacy state "
-            "to roll back to",
-            hint="to undo a replay, empty that database (e.g. `etl db reset`)",
-        )
+        raise _replay_has_no_rollback(settings, header, state.done_counts)
     if (header.get("target"), header.get("database")) != (
         settings.redacted_uri(),
         settings.database,
@@ -110,11 +107,14 @@ def run_rollback(
                             raise stage_error_for(name, index, e) from None
                         done[name] = done.get(name, 0) + matched
                         task.advance(batch.num_rows)
-            dropped = schema_names(driver, settings.database, prefix="etl_", keep=("etl_lock",))
+            dropped = schema_names(
+                driver, settings.database, prefix="etl_", keep=("etl_lock", "etl_history")
+            )
             drop_schema(driver, settings.database, dropped)
             after = counts(driver, settings.database)
         finally:
             release_lock(driver, settings.database, lock)
+        record_state(driver, settings.database, stage.sha256, ROLLED_BACK, at=now_utc())
     ledger = Ledger(ledger_dir / LEDGER, state)
     try:
         ledger.record("rolled_back", at=now_utc(), restored=done, dropped_schema=dropped)
@@ -131,6 +131,36 @@ def run_rollback(
             hint="the database changed after the export; compare with `etl export` and a diff",
         )
     return report
+
+
+def _replay_has_no_rollback(
+    settings: Settings, header: dict[str, Any], done_counts: dict[str, Any] | None
+) -> StageError:
+    """Why a replay cannot be rolled back, and advice that never wipes other data.
+
+    Emptying the database undoes a replay only when the database holds
+    nothing but the replay: it was empty when the replay started (``fresh``)
+    and it still has exactly the counts the replay left.
+    """
+    message = (
+        "that load replayed the stage into a new database; there is no legacy state to roll back to"
+    )
+    only_replay = False
+    if header.get("fresh") and done_counts is not None:
+        with open_driver(settings) as driver:
+            only_replay = counts(driver, settings.database) == done_counts
+    if only_replay:
+        return StageError(
+            message + ", and the database holds nothing but that replay",
+            hint="to undo it, empty that database (for the bundled local server: "
+            "`etl db reset --yes`)",
+        )
+    return StageError(
+        message + ", and the database holds more than that replay (it was not empty, or it "
+        "changed since): emptying it would lose that data",
+        hint="restore a backup taken before the load (`etl restore backups/<stamp> --replace`), "
+        "or remove the replayed nodes by hand",
+    )
 
 
 def _node_step(

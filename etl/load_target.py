@@ -1,18 +1,21 @@
 """What the target database is to a stage: its source (in place), empty, or neither.
 
-``detect_mode`` decides by looking, never by trusting a flag:
+``detect_mode`` decides from what it can prove, never from a flag or a guess:
 
-* empty (the lock node aside) → **replay**;
+* the database's history (``etl.graph.history``) records this very stage
+  (its manifest sha256): ``applied`` → **nothing to do**; ``loading`` (an
+  unfinished load) → the same mode again, merging (every write is idempotent);
+* the history records the stage's migration as applied from *another*
+  stage → refuse: a second application of one migration is never right;
+* empty (the loader's bookkeeping aside) → **replay**;
 * a sample of the stage's WorkflowRuns exist *as the same nodes* (same
   element id, same ``id``, labelled Workflow or already WorkflowRun) → the
   database is the one exported → **in place**;
 * the sampled WorkflowRuns' ids are legacy Workflows here, none a
   WorkflowRun, but other nodes (another copy of the exported database) →
   refuse: writing a replay into a legacy graph would add a second node per run;
-* a sample of the stage's keys already exist (an earlier replay of this
-  stage, finished or not) → **replay** again (merges change nothing);
 * otherwise the database holds something else: refuse, unless the caller
-  passed ``--into-nonempty``.
+  passed ``--into-nonempty``. Keys that happen to exist prove nothing.
 
 Element ids are only meaningful in the database that issued them, and Neo4j
 reuses the ids of deleted nodes; that is why a match must also agree on the
@@ -22,9 +25,10 @@ reuses the ids of deleted nodes; that is why a match must also agree on the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from etl.errors import StageError
-from etl.graph import schema
+from etl.graph import history, schema
 from etl.graph.params import SOURCE_ID, prop_name
 from etl.graph.schema import Driver, SchemaItem
 from etl.load_input import StageInput, TableInfo, read_columns
@@ -41,6 +45,8 @@ class Target:
     reason: str
     #: the database was empty: a replay may create instead of merge
     fresh: bool = False
+    #: the history record saying this stage is already applied here: nothing to do
+    done: dict[str, Any] | None = None
 
 
 def _sample(stage: StageInput, table: TableInfo) -> list[dict[str, object]]:
@@ -55,7 +61,19 @@ def _sample(stage: StageInput, table: TableInfo) -> list[dict[str, object]]:
 def detect_mode(
     driver: Driver, database: str, stage: StageInput, *, into_nonempty: bool = False
 ) -> Target:
-    """Decide in place / replay for ``stage`` on this database, or raise ``StageError``."""
+    """Decide in place / replay / nothing to do for ``stage``, or raise ``StageError``."""
+    past = history.read_history(driver, database)
+    own = history.find(past, stage.sha256)
+    if own is not None and own.get("state") == history.APPLIED:
+        return Target(
+            str(own.get("mode")), f"already loaded here: {history.describe(own)}", done=own
+        )
+    if own is not None and own.get("state") == history.LOADING:
+        return Target(
+            str(own.get("mode")),
+            f"continuing an unfinished load of this stage ({history.describe(own)})",
+        )
+    _refuse_second_application(stage, past)
     total = schema.node_total(driver, database)
     if total == 0:
         return Target(REPLAY, "the database is empty", fresh=True)
@@ -87,25 +105,40 @@ def detect_mode(
                 hint="export and transform this database again, then load",
             )
     keyed = [t for t in stage.tables("node") if t.key == ("id",) and t.rows]
-    if keyed:
+    if keyed and stage.stage != "transform":
         rows = _sample(stage, keyed[0])
-        ids = [r["id"] for r in rows]
-        if stage.stage != "transform" and rows:
-            same = schema.found_by_element_id(driver, database, rows, [keyed[0].name])
-            if same == len(rows):
-                raise StageError(
-                    f"this database is the source of the {stage.stage} stage {stage.path}: "
-                    "there is nothing to load",
-                    hint="replay an export or backup into an empty database",
-                )
-        if ids and schema.found_by_id(driver, database, keyed[0].name, ids) == len(ids):
-            return Target(REPLAY, "the database holds an earlier replay of this stage")
+        same = schema.found_by_element_id(driver, database, rows, [keyed[0].name])
+        if rows and same == len(rows):
+            raise StageError(
+                f"this database is the source of the {stage.stage} stage {stage.path}: "
+                "there is nothing to load",
+                hint="replay an export or backup into an empty database",
+            )
     if into_nonempty:
         return Target(REPLAY, f"the database holds {total:,} other nodes (--into-nonempty)")
     raise StageError(
-        f"the database holds {total:,} nodes but is neither the source of {stage.path} nor empty",
-        hint="load into an empty database (`etl db reset`), load in place into the exported "
-        "database, or pass --into-nonempty to merge the stage into this one",
+        f"the database holds {total:,} nodes but is neither the source of {stage.path} nor "
+        "empty, and its history records no load of this stage",
+        hint="load into an empty database, load in place into the exported database, or "
+        "pass --into-nonempty to merge the stage into this one",
+    )
+
+
+def _refuse_second_application(stage: StageInput, past: list[dict[str, Any]]) -> None:
+    """A migration already applied here from another stage is not applied again."""
+    migration = (stage.manifest.get("migration") or {}).get("name")
+    if stage.stage != "transform" or not migration:
+        return
+    other = history.applied_migration(past, str(migration))
+    if other is None:
+        return
+    raise StageError(
+        f"{migration} is already applied to this database: {history.describe(other)}; "
+        f"{stage.path} is another transform of it, and applying a migration twice is never "
+        "right",
+        hint="a fresh `etl export` + `etl transform` of this database has nothing to migrate; "
+        f"to apply this stage instead, first roll the applied one back (`etl load --rollback "
+        f"--in {other.get('stage_path')}`)",
     )
 
 

@@ -85,6 +85,9 @@ def run_transform(
             f"{in_dir} is a {manifest.get('stage')!r} stage; transform reads an export",
             hint="pass the export directory with --in (e.g. data/export)",
         )
+    applied = _applied_here(manifest, mig.name)
+    if applied is not None:
+        return _nothing_to_migrate(in_dir, out_dir, mig.name, applied)
     inputs = _scan_inputs(in_dir, manifest)
     missing = [name for name in mig.required_inputs if name not in inputs]
     if missing:
@@ -157,6 +160,38 @@ def run_transform(
         target = writer.commit()
     report["input_manifest_sha256"] = manifest_sha256(in_dir)
     return TransformResult(out_dir=target, report=report)
+
+
+def _applied_here(manifest: dict[str, Any], migration: str) -> dict[str, Any] | None:
+    """The export's record that ``migration`` is applied to the database it came from."""
+    history = (manifest.get("source") or {}).get("history") or []
+    hits = [h for h in history if h.get("migration") == migration and h.get("state") == "applied"]
+    return hits[-1] if hits else None
+
+
+def _nothing_to_migrate(
+    in_dir: Path, out_dir: Path, migration: str, applied: dict[str, Any]
+) -> TransformResult:
+    """The export's database already had ``migration``: write nothing, say so.
+
+    The stage that was applied stays where it is (a rollback reads it); a
+    transform of the migrated graph would only reject the rows that were
+    rejected the first time.
+    """
+    try:
+        kept = (out_dir / "manifest.json").is_file() and (
+            manifest_sha256(out_dir) == applied.get("stage_sha256")
+        )
+    except OSError:
+        kept = False
+    report: dict[str, Any] = {
+        "migration": migration,
+        "nothing_to_migrate": True,
+        "already_applied": applied,
+        "input_manifest_sha256": manifest_sha256(in_dir),
+        "out_dir_is_applied_stage": kept,
+    }
+    return TransformResult(out_dir=out_dir if kept else None, report=report)
 
 
 def _entry(name: str, roles: dict[str, str]) -> TableEntry:
@@ -283,6 +318,13 @@ def _set_inherited(
 
 def summarize(report: dict[str, Any]) -> str:
     """A summary a person reads at a glance: migrated, rejected by reason, created issues."""
+    if report.get("nothing_to_migrate"):
+        applied = report.get("already_applied") or {}
+        return (
+            f"Nothing to migrate: {report.get('migration')} is already applied to the database "
+            f"this export came from ({applied.get('mode')} load of stage sha256 "
+            f"{str(applied.get('stage_sha256'))[:12]}…, {applied.get('at')})."
+        )
     rejected = report.get("rejected") or {}
     total_rejected = sum(rejected.values()) if isinstance(rejected, dict) else rejected
     lines = [

@@ -56,10 +56,14 @@ def test_replay_into_empty_database_and_reload_is_a_no_op(
     assert snapshot(driver, neo4j_settings) == expected
 
     second = run_load(neo4j_settings, in_dir=stages.transform, ledger_dir=tmp_path / "l")
-    assert second.report["mode_reason"] == "the database holds an earlier replay of this stage"
+    # The database's history proves this stage is loaded: nothing is written, nothing redone.
+    assert second.report["nothing_to_do"] is True
+    assert second.report["mode_reason"].startswith("already loaded here: the transform stage")
+    assert second.report["applied"]["stage_sha256"] == stage.sha256
+    assert second.validation is not None and second.validation.ok
     assert snapshot(driver, neo4j_settings) == expected
-    # The finished ledger was archived, not appended to.
-    assert len(list((tmp_path / "l").glob("ledger.*.jsonl"))) == 1
+    # The ledger of the load that did it is left as it is (not archived, not appended to).
+    assert not list((tmp_path / "l").glob("ledger.*.jsonl"))
     assert not run_plan(neo4j_settings, in_dir=stages.transform).changed
     assert not cypher(driver, neo4j_settings, "MATCH (l:EtlLock) RETURN l")
 
@@ -106,7 +110,7 @@ def _rollback_restores_the_export(
     out = run_cli("load", "--rollback", "--in", str(stages.transform), "--ledger-dir", str(ledger))
     assert out.exit_code == 0, out.output
     assert "Rolled back to the export" in out.output
-    assert set(schema_names(driver, neo4j_settings)) <= {"etl_lock"}
+    assert set(schema_names(driver, neo4j_settings)) <= {"etl_lock", "etl_history"}
     lines = [json.loads(x) for x in (ledger / "ledger.jsonl").read_text().splitlines()]
     assert lines[-1]["t"] == "rolled_back"
 

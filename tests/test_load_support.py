@@ -103,7 +103,8 @@ def snapshot(driver: Any, settings: Settings) -> tuple[list[str], list[str]]:
     nodes = cypher(
         driver,
         settings,
-        f"MATCH (n) WHERE NOT n:EtlLock RETURN labels(n) AS ls, {_PROPS} AS ps",
+        "MATCH (n) WHERE NOT n:EtlLock AND NOT n:EtlHistory "
+        f"RETURN labels(n) AS ls, {_PROPS} AS ps",
         src=SOURCE_ID,
     )
     node_text = sorted(f"{sorted(r['ls'])} {sorted(r['ps'])}" for r in nodes)

@@ -43,6 +43,8 @@ from etl.graph.arrow import (
 )
 from etl.graph.connection import server_info, translate_errors
 from etl.graph.fetch import IdPrefixes
+from etl.graph.history import read_history
+from etl.graph.schema import BOOKKEEPING
 from etl.settings import Settings
 from etl.stage import KNOWN_KEYS
 
@@ -144,8 +146,17 @@ class GraphReader:
         }
 
     def counts(self) -> dict[str, dict[str, int]]:
+        """Per label and type, without the loader's bookkeeping (lock, markers, history)."""
         with translate_errors(self.settings):
-            return count_entities(self.driver, self.database)
+            found = count_entities(self.driver, self.database)
+        for label in BOOKKEEPING:
+            found["labels"].pop(label, None)
+        return found
+
+    def history(self) -> list[dict[str, Any]]:
+        """What was loaded into this database (``etl.graph.history``), oldest first."""
+        with translate_errors(self.settings):
+            return read_history(self.driver, self.database)
 
     def type_label_counts(self, rel_type: str, labels: Sequence[str]) -> dict[str, tuple[int, int]]:
         """(as start, as end) relationship counts per label, from the count store (cheap)."""

@@ -10,8 +10,8 @@ back to a range index, and the reason is reported, not swallowed.
 Lock: a node ``(:EtlLock {name: 'load'})`` under a uniqueness constraint.
 Creating it is atomic, so of two loads exactly one gets it; the other gets
 ``LockHeld`` naming the holder. ``EtlLock`` (and ``EtlBatch``, the markers
-of a fresh replay, see ``etl.graph.write``) are the loader's bookkeeping, so
-``counts`` leaves them out.
+of a fresh replay, see ``etl.graph.write``, and ``EtlHistory``, see
+``etl.graph.history``) are the loader's bookkeeping, so ``counts`` leaves them out.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from neo4j.exceptions import ClientError, ConstraintError, DatabaseError
 
 from etl.errors import LockHeld
 from etl.graph.admin import count_entities, quote_name
+from etl.graph.history import HISTORY_LABEL
 from etl.graph.write import MARKER_LABEL
 from etl.pids import pid_alive
 
@@ -37,7 +38,7 @@ Driver = neo4j.Driver
 LOCK_LABEL = "EtlLock"
 LOCK_CONSTRAINT = "etl_lock"
 #: The loader's own nodes: never counted, compared or validated.
-BOOKKEEPING = (LOCK_LABEL, MARKER_LABEL)
+BOOKKEEPING = (LOCK_LABEL, MARKER_LABEL, HISTORY_LABEL)
 
 
 @dataclass(frozen=True)
@@ -281,12 +282,10 @@ def counts(driver: neo4j.Driver, database: str) -> dict[str, dict[str, int]]:
 def node_total(driver: neo4j.Driver, database: str) -> int:
     """Nodes in the database, the loader's bookkeeping excluded (count store: instant)."""
     with _session(driver, database, read=True) as s:
-        rec = s.run(
-            f"MATCH (n) WITH count(n) AS total OPTIONAL MATCH (l:{LOCK_LABEL}) "
-            f"WITH total, count(l) AS locks OPTIONAL MATCH (m:{MARKER_LABEL}) "
-            "WITH total, locks, count(m) AS markers RETURN total - locks - markers AS c"
-        ).single(strict=True)
-    return int(rec["c"])
+        total = int(s.run("MATCH (n) RETURN count(n) AS c").single(strict=True)["c"])
+        for label in BOOKKEEPING:
+            total -= int(s.run(f"MATCH (n:{label}) RETURN count(n) AS c").single(strict=True)["c"])
+    return total
 
 
 def found_by_element_id(

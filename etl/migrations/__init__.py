@@ -27,7 +27,7 @@ Errors (both are ``EtlError``s, see ``etl.errors``)::
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import polars as pl
 
 __all__ = [
+    "DEFAULT_MIGRATION",
     "Migration",
     "MigrationInputError",
     "MigrationInternalError",
@@ -45,6 +46,7 @@ __all__ = [
     "MigrationResult",
     "StreamedTable",
     "UnknownMigration",
+    "export_labels",
     "get_migration",
     "list_migrations",
 ]
@@ -155,6 +157,11 @@ class Migration(Protocol):
     description: str
     #: Tables that must exist in the export (others are optional and read as empty).
     required_inputs: tuple[str, ...]
+    #: Labels the migration reads: what `etl export` exports by default.
+    reads: tuple[str, ...]
+    #: Labels the migration writes that its input lacks: exported by default where present,
+    #: so an export of a migrated database shows the migrated graph.
+    writes: tuple[str, ...]
 
     def run(
         self, inputs: Mapping[str, pl.LazyFrame], options: MigrationOptions
@@ -171,6 +178,16 @@ def _workflow_runs() -> Migration:
 _REGISTRY: dict[str, Callable[[], Migration]] = {
     "workflow-to-workflowrun": _workflow_runs,
 }
+
+
+#: What `etl transform` runs and `etl export` exports for when no migration is named.
+DEFAULT_MIGRATION = "workflow-to-workflowrun"
+
+
+def export_labels(present: Collection[str], migration: str = DEFAULT_MIGRATION) -> list[str]:
+    """The labels a default export takes: what ``migration`` reads, and what it wrote if present."""
+    mig = get_migration(migration)
+    return list(mig.reads) + [lab for lab in mig.writes if lab in present and lab not in mig.reads]
 
 
 def list_migrations() -> list[Migration]:

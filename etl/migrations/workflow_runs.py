@@ -101,6 +101,8 @@ class WorkflowToWorkflowRun:
         "workflowType, createdAt, status and HAS_RUNS from their Issue."
     )
     required_inputs: tuple[str, ...] = ("nodes/Workflow",)
+    reads: tuple[str, ...] = ("Workflow", "Issue", "Event", "Plan")
+    writes: tuple[str, ...] = ("WorkflowRun",)
 
     def run(self, inputs: Mapping[str, pl.LazyFrame], options: MigrationOptions) -> MigrationResult:
         """Migrate ``inputs`` (export tables; any may be absent) under ``options``."""

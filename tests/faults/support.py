@@ -148,7 +148,7 @@ def value_snapshot(driver: Any, settings: Settings) -> tuple[list[str], list[str
     nodes = cypher(
         driver,
         settings,
-        "MATCH (n) WHERE NOT n:EtlLock AND NOT n:EtlBatch "
+        "MATCH (n) WHERE NOT n:EtlLock AND NOT n:EtlBatch AND NOT n:EtlHistory "
         "RETURN labels(n) AS ls, properties(n) AS p",
     )
     rels = cypher(
