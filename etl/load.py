@@ -94,8 +94,6 @@ def run_load(
         raise ConfigError(f"--batch-size must be positive, got {batch_size}")
     stage = open_input(in_dir, export_dir=export_dir)
     plan = plan_ledger(ledger_dir, input_sha=stage.sha256, resume=resume, restart=restart)
-    if plan.note:
-        reporter.info(plan.note)
     if plan.resuming and plan.state.header is not None:
         recorded = int(plan.state.header.get("batch_size", batch_size))
         if recorded != batch_size:
@@ -120,13 +118,14 @@ def run_load(
         if target.done is not None:
             # Nothing to write; the ledger and report of the load that did it stay as they are.
             release_lock(driver, database, lock)
-            reporter.info(f"Nothing to load: {target.reason}")
             validation = (
                 check_loaded(driver, database, stage, target.mode, info.describe())
                 if validate
                 else None
             )
             return LoadResult(target.mode, _nothing_report(stage, target, validation), validation)
+        if plan.note:
+            reporter.info(plan.note)
         try:
             keys = find_keys(stage, target.mode)
             steps = build_steps(stage, target.mode, keys, fresh=target.fresh)
