@@ -41,6 +41,7 @@ from typing import Any
 import polars as pl
 
 from etl.diff_model import BUCKET_ROWS, IN_A, IN_B, TableDiff, TablePair, TableSide
+from etl.diff_read import readable_pairs
 from etl.diff_rows import write_rows
 from etl.diff_table import diff_table
 from etl.errors import ConfigError
@@ -146,7 +147,7 @@ def run_diff(
 
     Raises ``ValidationFailed`` when a side fails verification and
     ``ConfigError`` for an unknown migration or an ``out`` that is not a
-    previous diff output; the CLI maps both to exit code 2.
+    previous diff output: exit codes 3 and 2, as for every command (1 is "differences").
     """
     reporter = reporter or NullReporter()
     explain = _explainer(migration) if migration else None
@@ -168,6 +169,7 @@ def run_diff(
         },
     )
     with tempfile.TemporaryDirectory(prefix="etl-diff-") as work:
+        pairs = readable_pairs(pairs, Path(work) / "input")
         for i, pair in enumerate(pairs):
             rows = sum(side.rows for side in (pair.a, pair.b) if side is not None)
             with reporter.task(f"diff {pair.label}", total=rows) as task:

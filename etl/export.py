@@ -42,6 +42,7 @@ from etl.stage import (
     table_file_name,
     temp_prefix,
     verify_stage,
+    with_headroom,
 )
 
 DEFAULT_BATCH_SIZE = 20_000
@@ -102,7 +103,7 @@ def run_export(
         )
         ensure_free_space(
             out_dir.parent,
-            entities * BYTES_PER_ENTITY_GUESS + (64 << 20),
+            with_headroom(entities * BYTES_PER_ENTITY_GUESS),
             what=f"the {stage} of {entities:,} nodes and relationships",
         )
         report: dict[str, Any] = {"tables": {}, "batch_size": batch_size}
@@ -289,7 +290,7 @@ def _export_table(
                     per_row = batch.nbytes / batch.num_rows
                     ensure_free_space(
                         spill,
-                        int(plan.count * per_row * 1.5) + (16 << 20),
+                        with_headroom(int(plan.count * per_row * 1.5)),
                         what=f"{path} (~{plan.count:,} rows)",
                     )
                 runs.add(batch)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Task(Protocol):
@@ -83,7 +83,7 @@ class RichReporter:
             TextColumn("{task.description:<28}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.speed:>10.0f} rows/s" if total else ""),
+            _rows_per_second_column(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
         ]
@@ -95,6 +95,23 @@ class RichReporter:
 
     def info(self, message: str) -> None:
         self._console.print(message, highlight=False)
+
+
+def format_speed(speed: float | None) -> str:
+    """``task.speed`` as shown: rich leaves it ``None`` until a task has advanced twice."""
+    return f"{'–' if speed is None else f'{speed:,.0f}':>10} rows/s"
+
+
+def _rows_per_second_column() -> Any:
+    """A column of rows/s that renders before the first update (a format string cannot)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RowsPerSecond(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(format_speed(task.speed), style="progress.data.speed")
+
+    return RowsPerSecond()
 
 
 def make_reporter(*, quiet: bool) -> Reporter:

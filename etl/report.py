@@ -99,6 +99,22 @@ class LoadView:
         return [((i + 0.5) * width, s / width) for i, s in enumerate(sums)]
 
 
+def load_outcome(report: dict[str, Any]) -> str:
+    """What a load changed, in words: rows it wrote, or that it changed nothing."""
+    if report.get("nothing_to_do"):
+        return f"nothing: {report.get('mode_reason') or 'the stage was already applied'}"
+    nodes, rels = (
+        int(report.get("nodes_written") or 0),
+        int(report.get("relationships_written") or 0),
+    )
+    skipped = int(report.get("rows_skipped") or 0)
+    if not nodes and not rels:
+        earlier = f"; {skipped:,} rows were committed by an earlier run of it" if skipped else ""
+        return f"nothing: no row needed writing{earlier}"
+    resumed = f" ({skipped:,} more committed by an earlier run of it)" if skipped else ""
+    return f"{nodes:,} node rows and {rels:,} relationship rows written{resumed}"
+
+
 @dataclass
 class ReportData:
     generated: str
@@ -241,20 +257,40 @@ def _diff(export: Path, transform: StageView) -> dict[str, Any]:
     return result.to_json()
 
 
+#: Where ``write_report`` looks for what it was not given; absent there, a section says so.
+DEFAULT_DIRS = {
+    "export": Path("data/export"),
+    "transform": Path("data/transform"),
+    "load": Path("data/load"),
+}
+
+
 def write_report(
     *,
-    export: Path | None,
-    transform: Path | None,
-    load: Path | None,
+    export: Path | None = None,
+    transform: Path | None = None,
+    load: Path | None = None,
     out: Path,
     reporter: Reporter | None = None,
 ) -> ReportResult:
-    """Collect, render and write ``out`` (via a temporary file, renamed into place)."""
+    """Collect, render and write ``out`` (via a temporary file, renamed into place).
+
+    An ``export`` or ``transform`` given must be a stage directory (``ValidationFailed``,
+    exit 3, before anything is written); one left out is read from ``DEFAULT_DIRS``
+    when it is there. A load directory may be absent: a report before the load is normal.
+    """
     from etl.report_html import render
 
+    for given in (export, transform):
+        if given is not None and not (given / MANIFEST).is_file():
+            read_manifest(given)  # raises: the directory is missing, or is no complete stage
     reporter = reporter or NullReporter()
     reporter.info("reading the stages (and diffing export → transform)…")
-    data = collect(export=export, transform=transform, load=load)
+    data = collect(
+        export=export or DEFAULT_DIRS["export"],
+        transform=transform or DEFAULT_DIRS["transform"],
+        load=load or DEFAULT_DIRS["load"],
+    )
     html = render(data)
     out.parent.mkdir(parents=True, exist_ok=True)
     # A plain open() (not mkstemp) so the file gets the usual umask permissions.

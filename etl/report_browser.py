@@ -1,7 +1,11 @@
 """Check a rendered report in a real browser: headless Chromium, offline, no driver protocol.
 
-``check_in_browser(html, png)`` runs Chromium twice on the ``file://`` URL:
+``check_in_browser(html, png)`` runs Chromium three times on ``file://`` URLs:
 
+0. ``--dump-dom`` of a copy of the page with one line of script that writes the
+   page's laid-out height into the DOM: ``--screenshot`` captures the window
+   only, so the window is made that tall (at most ``MAX_HEIGHT``) and the PNG
+   holds the whole page, every section, with no scrollbar.
 1. ``--screenshot`` with ``--enable-logging=stderr --v=0``: Chromium prints
    every console message as ``INFO:CONSOLE…`` on stderr, uncaught exceptions
    included (``"Uncaught ReferenceError: …"``); any such line is a problem.
@@ -41,6 +45,13 @@ FLAGS = (
     "--disable-sync",
     "--host-resolver-rules=MAP * ~NOTFOUND",
 )
+#: The tallest screenshot taken (px); a taller page is cut there, and that is a problem.
+MAX_HEIGHT = 16_384
+_MEASURE = (
+    "<script>document.documentElement.setAttribute('data-etl-height', "
+    "Math.ceil(document.documentElement.getBoundingClientRect().height))</script>"
+)
+_HEIGHT = re.compile(r'data-etl-height="(\d+)"')
 #: Section ids the page must contain once the browser parsed it.
 SECTIONS = ("stages", "counts", "runs", "rejected", "load", "diff")
 _EXTERNAL = re.compile(
@@ -55,6 +66,8 @@ class BrowserCheck:
     """What the browser saw; ``ok`` when there is no problem."""
 
     png: Path
+    #: the screenshot's height (px): the page's, up to ``MAX_HEIGHT``
+    height: int = 0
     console: list[str] = field(default_factory=list)
     svgs: int = 0
     sections: list[str] = field(default_factory=list)
@@ -87,15 +100,27 @@ def _run(chromium: Path, args: list[str], timeout: float) -> subprocess.Complete
             raise StageError(f"Chromium did not finish within {timeout:.0f}s") from None
 
 
+def page_height(chromium: Path, html: Path, width: int, timeout: float) -> int | None:
+    """The laid-out height of ``html`` at ``width`` px (None if the browser did not say)."""
+    with tempfile.TemporaryDirectory(prefix="etl-measure-") as work:
+        copy = Path(work) / html.name
+        copy.write_text(html.read_text(encoding="utf-8") + _MEASURE, encoding="utf-8")
+        dom = _run(
+            chromium, [f"--window-size={width},600", "--dump-dom", copy.as_uri()], timeout
+        ).stdout
+    found = _HEIGHT.search(dom)
+    return int(found.group(1)) if found else None
+
+
 def check_in_browser(
     html: Path,
     png: Path,
     *,
     chromium: Path | None = None,
-    size: tuple[int, int] = (1200, 2000),
+    width: int = 1200,
     timeout: float = 90,
 ) -> BrowserCheck:
-    """Screenshot ``html`` into ``png`` and report console errors and what was rendered."""
+    """Screenshot the whole of ``html`` into ``png``; report console errors and what rendered."""
     chromium = chromium or find_chromium()
     if chromium is None:
         raise StageError(
@@ -106,13 +131,22 @@ def check_in_browser(
     png.parent.mkdir(parents=True, exist_ok=True)
     png.unlink(missing_ok=True)
     check = BrowserCheck(png=png)
+    height = page_height(chromium, html, width, timeout)
+    if height is None:
+        check.problems.append("the browser did not report the page's height")
+    elif height > MAX_HEIGHT:
+        check.problems.append(
+            f"the page is {height:,} px tall: the screenshot shows {MAX_HEIGHT:,}"
+        )
+    check.height = min(height or MAX_HEIGHT, MAX_HEIGHT)
     shot = _run(
         chromium,
         [
             "--enable-logging=stderr",
             "--v=0",
+            "--hide-scrollbars",
             f"--screenshot={png.resolve()}",
-            f"--window-size={size[0]},{size[1]}",
+            f"--window-size={width},{check.height}",
             url,
         ],
         timeout,

@@ -9,8 +9,9 @@ so a reader can tell "nothing was rejected" from "the transform never ran".
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
-from etl.report import ReportData, warnings
+from etl.report import ReportData, load_outcome, warnings
 from etl.report_svg import grouped_hbars, hbars, line_chart, stacked_hbars
 from etl.report_template import PAGE, badge, chart, code, fmt, note, section, table
 
@@ -165,11 +166,13 @@ def load_section(data: ReportData) -> str:
             note("No load yet: the load directory has no report.json or ledger.jsonl."),
         )
     r = load.report or {}
-    facts = [
+    facts: list[list[Any]] = [["changed", load_outcome(r)]] if r else []
+    facts += [
         [k, r.get(key)]
         for k, key in (
             ("mode", "mode"),
             ("why", "mode_reason"),
+            ("finished", "finished_at"),
             ("seconds", "seconds"),
             ("node rows written", "nodes_written"),
             ("node rows/s", "nodes_per_s"),
@@ -234,6 +237,23 @@ def load_section(data: ReportData) -> str:
     return section("load", "Load", body)
 
 
+def diff_status(t: dict[str, Any]) -> str:
+    """A table's diff status in words: "different" only when rows differ."""
+    if t["status"] != "different" or t["added"] or t["removed"] or t["changed"]:
+        return str(t["status"]).replace("_", " ")
+    return "schema changed" if any((t.get("schema") or {}).values()) else "identical rows"
+
+
+def schema_changes(t: dict[str, Any]) -> list[str]:
+    """Column drift of a diffed table: ``+col type``, ``-col type``, ``col A → B``."""
+    schema = t.get("schema") or {}
+    return [
+        *(f"+{c} {ty}" for c, ty in (schema.get("added") or {}).items()),
+        *(f"-{c} {ty}" for c, ty in (schema.get("removed") or {}).items()),
+        *(f"{c} {a} → {b}" for c, (a, b) in (schema.get("type_changed") or {}).items()),
+    ]
+
+
 def diff_section(data: ReportData) -> str:
     title = "Diff: export → transform"
     if data.diff_error:
@@ -247,7 +267,7 @@ def diff_section(data: ReportData) -> str:
     rows = [
         [
             f"{folders.get(t['kind'], t['kind'])}/{t['name']}",
-            t["status"].replace("_", " "),
+            diff_status(t),
             t["rows_a"],
             t["rows_b"],
             t["added"],
@@ -255,6 +275,7 @@ def diff_section(data: ReportData) -> str:
             t["changed"],
             t["unchanged"],
             ", ".join(f"{c} {n:,}" for c, n in t["changed_columns"].items()),
+            "; ".join(schema_changes(t)),
         ]
         for t in d["tables"]
     ]
@@ -269,6 +290,7 @@ def diff_section(data: ReportData) -> str:
             "changed",
             "unchanged",
             "changed columns",
+            "schema",
         ],
         rows,
     )

@@ -12,13 +12,15 @@ Memory is flat: each batch is generated while the previous one is being written.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 from etl.errors import ConfigError, EtlError
 from etl.graph import seed_write
@@ -31,6 +33,8 @@ __all__ = ["NOW", "check_options", "describe", "run_seed", "seed_database", "sum
 
 #: Small transactions, two at a time: the fastest measured on a 2-core machine.
 DEFAULT_BATCH_SIZE, DEFAULT_WRITERS = 200, 2
+
+T = TypeVar("T")
 
 
 def check_options(*, workflows: int, dirty: float, batch_size: int = 1, writers: int = 1) -> None:
@@ -88,11 +92,7 @@ def seed_database(
     """
     check_options(workflows=workflows, dirty=dirty, batch_size=batch_size, writers=writers)
     reporter = reporter or NullReporter()
-    started = time.perf_counter()
-    if replace:
-        reporter.info(f"Wiping database {database!r} (--replace)…")
-        seed_write.wipe(driver, database)
-    else:
+    if not replace:
         found = seed_write.contents(driver, database)
         if found:
             raise EtlError(
@@ -100,19 +100,28 @@ def seed_database(
                 "refusing to seed over existing data",
                 hint="pass --replace to wipe it first (this deletes everything in it)",
             )
-    wiped = time.perf_counter()
     gen = Generator(seed=seed, workflows=workflows, dirty=dirty)
-    seed_write.create_temp_indexes(driver, database)
-    try:
-        with reporter.task("seed issues", total=gen.pool) as task:
-            for rows in gen.pool_issues(10 * batch_size):
+    # Nothing is wiped before the code that can fail has run once: the first batches
+    # are generated and the progress display is up (a terminal-only crash in it once
+    # left a --replace'd database empty).
+    issues = _first_generated(gen.pool_issues(10 * batch_size))
+    batches = _first_generated(gen.batches(batch_size))
+    with reporter.task("seed issues", total=gen.pool) as task:
+        started = time.perf_counter()
+        if replace:
+            reporter.info(f"Wiping database {database!r} (--replace)…")
+            seed_write.wipe(driver, database)
+        wiped = time.perf_counter()
+        seed_write.create_temp_indexes(driver, database)
+        with _dropping_temp_indexes_on_error(driver, database):
+            for rows in issues:
                 seed_write.write_issues(driver, database, rows)
                 task.advance(len(rows))
-        with reporter.task("seed workflows", total=workflows) as task:
-            _write_stream(driver, database, gen.batches(batch_size), task, writers)
-    except BaseException:
-        seed_write.drop_temp_indexes(driver, database, quiet=True)
-        raise
+    with (
+        _dropping_temp_indexes_on_error(driver, database),
+        reporter.task("seed workflows", total=workflows) as task,
+    ):
+        _write_stream(driver, database, batches, task, writers)
     # Legacy databases have no schema: leave none behind.
     seed_write.drop_temp_indexes(driver, database)
     done = time.perf_counter()
@@ -122,6 +131,24 @@ def seed_database(
         f"relationships in {summary['write_s']:.1f}s ({summary['nodes_per_s']:,} nodes/s)"
     )
     return summary
+
+
+def _first_generated(items: Iterator[T]) -> Iterator[T]:
+    """``items`` with its first element generated now (so a failure in it happens now)."""
+    try:
+        first = next(items)
+    except StopIteration:
+        return iter(())
+    return itertools.chain([first], items)
+
+
+@contextmanager
+def _dropping_temp_indexes_on_error(driver: seed_write.Driver, database: str) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        seed_write.drop_temp_indexes(driver, database, quiet=True)
+        raise
 
 
 def _write_stream(

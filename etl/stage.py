@@ -84,8 +84,25 @@ def now_utc() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: Headroom over a size estimate: a quarter of it, at least 1 MiB and at most 64 MiB.
+HEADROOM_SHARE, HEADROOM_MIN, HEADROOM_MAX = 0.25, 1 << 20, 64 << 20
+
+
+def with_headroom(estimate: int) -> int:
+    """``estimate`` bytes plus room for what estimates miss (manifest, footers, temporary files).
+
+    Proportional, so a small stage needs little more than itself: a fixed 64 MiB floor
+    once refused a 6 MiB export on a disk with 30 MiB free.
+    """
+    share = int(max(estimate, 0) * HEADROOM_SHARE)
+    return max(estimate, 0) + min(max(share, HEADROOM_MIN), HEADROOM_MAX)
+
+
 def ensure_free_space(path: Path, needed_bytes: int, *, what: str) -> None:
-    """Refuse early, with a clear message, when the disk cannot hold a stage."""
+    """Refuse early, with a clear message, when the disk cannot hold a stage.
+
+    ``needed_bytes`` is what the stage needs, headroom included (``with_headroom``).
+    """
     probe = path
     while not probe.exists():
         probe = probe.parent
@@ -356,19 +373,30 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class StageMissing(ValidationFailed):
+    """A stage directory that does not exist (exit 3, like any stage that does not verify).
+
+    ``previous`` is the copy an interrupted replacement left, if any. The library
+    cannot know which command the user should run; the CLI names it (``etl.cli``).
+    """
+
+    def __init__(self, path: Path, *, previous: Path | None = None) -> None:
+        hint = (
+            f"a stage was interrupted while replacing it; the previous copy is {previous} "
+            "(rename it back, or run the stage again)"
+            if previous
+            else "run the stage that writes it first (`etl export`, `etl transform` or "
+            "`etl backup`)"
+        )
+        super().__init__(f"{path} is not a stage directory (it does not exist)", hint=hint)
+        self.path, self.previous = path, previous
+
+
 def read_manifest(stage_dir: Path) -> dict[str, Any]:
     path = stage_dir / MANIFEST
     if not stage_dir.is_dir():
         olds = sorted(stage_dir.parent.glob(f"{glob.escape(stage_dir.name)}.old-*"))
-        hint = "run the stage that writes it first, e.g. `etl export`"
-        if olds:
-            hint = (
-                f"a stage was interrupted while replacing it; the previous copy is {olds[-1]} "
-                "(rename it back, or run the stage again)"
-            )
-        raise ValidationFailed(
-            f"{stage_dir} is not a stage directory (it does not exist)", hint=hint
-        )
+        raise StageMissing(stage_dir, previous=olds[-1] if olds else None)
     if not path.is_file():
         raise ValidationFailed(
             f"{stage_dir} has no {MANIFEST}: it is not a complete stage directory",

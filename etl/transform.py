@@ -25,6 +25,7 @@ from etl.stage import (
     manifest_sha256,
     open_parquet,
     verify_stage,
+    with_headroom,
 )
 
 #: Stages a transform may read: a migration-scoped export, or a full backup.
@@ -130,7 +131,7 @@ def run_transform(
     if dry_run:
         return TransformResult(out_dir=None, report=report)
     input_bytes = sum(int(t["bytes"]) for t in manifest["tables"])
-    ensure_free_space(out_dir.parent, 2 * input_bytes + (64 << 20), what="the transform stage")
+    ensure_free_space(out_dir.parent, with_headroom(2 * input_bytes), what="the transform stage")
     write_started = time.perf_counter()
     with StageWriter(out_dir, stage="transform") as writer:
         writer.add_input(in_dir)

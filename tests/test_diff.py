@@ -425,7 +425,8 @@ def test_cli_json_both_spellings(pair: tuple[Path, Path]) -> None:
 
 
 @pytest.mark.parametrize("problem", ["missing", "tampered", "not-a-stage"])
-def test_cli_exit_2_for_unusable_input(pair: tuple[Path, Path], problem: str) -> None:
+def test_cli_exit_3_for_unusable_input(pair: tuple[Path, Path], problem: str) -> None:
+    """A missing or unverifiable stage is exit 3, as for every other command (README)."""
     a, b = pair
     if problem == "missing":
         b = b.parent / "nope"
@@ -436,7 +437,7 @@ def test_cli_exit_2_for_unusable_input(pair: tuple[Path, Path], problem: str) ->
     else:
         (b / "manifest.json").unlink()
     res = CliRunner().invoke(cli, ["diff", str(a), str(b)])
-    assert res.exit_code == ExitCode.USAGE, res.output
+    assert res.exit_code == ExitCode.VALIDATION, res.output
     assert res.stderr.startswith("Error: ")
 
 

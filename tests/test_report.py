@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from etl.cli import cli
 from etl.errors import ExitCode
-from etl.report import collect, read_load, write_report
+from etl.report import collect, load_outcome, read_load, write_report
 from etl.report_browser import check_in_browser, external_references, find_chromium
 from etl.report_html import render
 from etl.transform import run_transform
@@ -189,6 +189,12 @@ def test_cli_writes_the_report(stages: dict[str, Path], tmp_path: Path) -> None:
     assert out.read_text().startswith("<!DOCTYPE html>")
 
 
+def _png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]  # PNG signature, then the IHDR chunk: width, height
+    assert header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
 @needs_chromium
 def test_report_renders_in_chromium(stages: dict[str, Path], tmp_path: Path) -> None:
     html = write_report(
@@ -201,6 +207,22 @@ def test_report_renders_in_chromium(stages: dict[str, Path], tmp_path: Path) -> 
     assert check.problems == []
     assert check.svgs == 4 and len(check.sections) == 6
     assert check.png.stat().st_size > 10_000
+    # The whole page, not a 1200×2000 window of it: this one is over 3,000 px tall.
+    assert check.height > 3000
+    assert _png_size(check.png) == (1200, check.height)
+
+
+@needs_chromium
+def test_screenshot_height_follows_the_page(tmp_path: Path) -> None:
+    page = tmp_path / "tall.html"
+    page.write_text(
+        '<!DOCTYPE html><html><body style="margin:0">'
+        '<div style="height:5000px;background:#336">top to bottom</div></body></html>'
+    )
+    check = check_in_browser(page, tmp_path / "tall.png")
+    assert (check.height, _png_size(check.png)) == (5000, (1200, 5000))
+    assert check.problems == ["sections missing from the rendered page: " + ", ".join(
+        ("stages", "counts", "runs", "rejected", "load", "diff"))]  # fmt: skip
 
 
 @needs_chromium
@@ -215,3 +237,70 @@ def test_browser_check_catches_console_errors(tmp_path: Path) -> None:
     joined = " ".join(check.problems)
     assert "console message" in joined and "outside resources" in joined
     assert "sections missing" in joined
+
+
+def test_a_named_stage_that_is_missing_is_an_error(stages: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    nope = tmp_path / "nope"
+    res = CliRunner().invoke(cli, ["report", "--export", str(nope), "--out", str(out)])
+    assert (res.exit_code, res.stdout) == (ExitCode.VALIDATION, "")
+    assert res.stderr == (
+        f"Error: {nope} is not a stage directory (it does not exist)\n"
+        "  hint: run `etl export` first, or pass an export with --export\n"
+    )
+    res = CliRunner().invoke(
+        cli, ["report", "--export", str(stages["export"]), "--transform", str(nope),
+              "--out", str(out)],
+    )  # fmt: skip
+    assert (res.exit_code, res.stdout) == (ExitCode.VALIDATION, "")
+    assert res.stderr == (
+        f"Error: {nope} is not a stage directory (it does not exist)\n"
+        "  hint: run `etl transform` first, or pass one with --transform\n"
+    )
+    nope.mkdir()  # a directory, but no stage: no manifest
+    res = CliRunner().invoke(cli, ["report", "--export", str(nope), "--out", str(out)])
+    assert res.exit_code == ExitCode.VALIDATION
+    assert res.stderr.startswith(f"Error: {nope} has no manifest.json")
+    assert not out.exists()
+
+
+def test_stages_left_out_are_read_from_their_default_place(
+    stages: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    stages["export"].rename(tmp_path / "data" / "export")
+    res = CliRunner().invoke(cli, ["--json", "report", "--out", "r.html"])
+    assert res.exit_code == ExitCode.OK, res.output
+    assert json.loads(res.stdout)["warnings"] == [
+        "no transform stage found",
+        "no load directory found (report.json/ledger.jsonl): load sections are empty",
+    ]
+
+
+def test_load_section_says_what_the_load_changed(stages: dict[str, Path]) -> None:
+    html = render(collect(export=None, transform=None, load=stages["load"]))
+    assert "<tr><td>changed</td><td>8 node rows and 0 relationship rows written</td></tr>" in html
+    assert load_outcome({"nothing_to_do": True, "mode_reason": "this stage is applied"}) == (
+        "nothing: this stage is applied"
+    )
+    assert load_outcome({"nodes_written": 0, "relationships_written": 0, "rows_skipped": 0}) == (
+        "nothing: no row needed writing"
+    )
+    assert load_outcome({"nodes_written": 3, "relationships_written": 4, "rows_skipped": 5}) == (
+        "3 node rows and 4 relationship rows written (5 more committed by an earlier run of it)"
+    )
+
+
+def test_diff_table_marks_different_only_where_rows_differ(stages: dict[str, Path]) -> None:
+    data = collect(export=stages["export"], transform=stages["transform"], load=None)
+    html = render(data)
+    assert data.diff is not None
+    issue = next(t for t in data.diff["tables"] if t["name"] == "Issue" and t["kind"] == "node")
+    # Issue numbers become integers: the schema changed, not a single row.
+    assert (issue["status"], issue["added"], issue["removed"], issue["changed"]) == (
+        "different", 0, 0, 0
+    )  # fmt: skip
+    assert "<tr><td>nodes/Issue</td><td>schema changed</td>" in html
+    assert "number Float64 → Int64" in html
+    assert "<tr><td>nodes/Workflow</td><td>different</td>" in html  # a row was removed

@@ -19,7 +19,7 @@ import pytest
 from etl import seed as seeding
 from etl import seed_generate as generate
 from etl import seed_model as model
-from etl.errors import ExitCode
+from etl.errors import ConfigError, ExitCode
 from etl.graph import admin
 from etl.migrations.workflow_runs_classify import REASONS
 from etl.migrations.workflow_runs_events import INFERENCE_RULES
@@ -232,3 +232,60 @@ def test_bad_options_are_usage_errors(run_cli: Any) -> None:
     for args in (["--dirty", "1.5"], ["--batch-size", "0"], ["--workflows", "0"]):
         result = run_cli("seed", "--workflows", "10", *args)
         assert result.exit_code == ExitCode.USAGE, (args, result.output)
+
+
+class _BrokenReporter:
+    """A reporter whose progress display fails when it opens, as rich's once did on a TTY."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def task(self, description: str, total: int | None = None) -> Any:
+        raise TypeError(f"unsupported format string ({description})")
+
+    def info(self, message: str) -> None:
+        self.messages.append(message)
+
+
+def _keep_one(driver: Any, settings: Settings) -> None:
+    driver.execute_query("CREATE (:Keep {name: 'precious'})", database_=settings.database)
+
+
+def _kept(driver: Any, settings: Settings) -> list[str]:
+    return [r["v"] for r in _query(driver, settings, "MATCH (n:Keep) RETURN n.name AS v")]
+
+
+def test_replace_wipes_nothing_when_the_reporter_fails(
+    driver: Any, neo4j_settings: Settings
+) -> None:
+    _keep_one(driver, neo4j_settings)
+    reporter = _BrokenReporter()
+    with pytest.raises(TypeError, match=r"unsupported format string \(seed issues\)"):
+        seeding.seed_database(driver, database=neo4j_settings.database, workflows=5,
+                              replace=True, reporter=reporter)  # fmt: skip
+    assert _kept(driver, neo4j_settings) == ["precious"]
+    assert reporter.messages == []  # not even "Wiping database …"
+
+
+def test_replace_wipes_nothing_when_generation_fails(
+    driver: Any, neo4j_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _keep_one(driver, neo4j_settings)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("generator bug")
+
+    monkeypatch.setattr(generate.Generator, "_workflow", broken)
+    with pytest.raises(ValueError, match="generator bug"):
+        seeding.seed_database(driver, database=neo4j_settings.database, workflows=5, replace=True)
+    assert _kept(driver, neo4j_settings) == ["precious"]
+
+
+def test_replace_wipes_nothing_when_the_options_are_bad(
+    driver: Any, neo4j_settings: Settings
+) -> None:
+    _keep_one(driver, neo4j_settings)
+    with pytest.raises(ConfigError, match="need workflows, batch_size and writers >= 1"):
+        seeding.seed_database(driver, database=neo4j_settings.database, workflows=5,
+                              replace=True, writers=0)  # fmt: skip
+    assert _kept(driver, neo4j_settings) == ["precious"]
