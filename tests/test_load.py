@@ -58,7 +58,7 @@ def test_replay_into_empty_database_and_reload_is_a_no_op(
     second = run_load(neo4j_settings, in_dir=stages.transform, ledger_dir=tmp_path / "l")
     # The database's history proves this stage is loaded: nothing is written, nothing redone.
     assert second.report["nothing_to_do"] is True
-    assert second.report["mode_reason"].startswith("already loaded here: the transform stage")
+    assert second.report["mode_reason"].startswith("already loaded here: workflow-to-workflowrun")
     assert second.report["applied"]["stage_sha256"] == stage.sha256
     assert second.validation is not None and second.validation.ok
     assert snapshot(driver, neo4j_settings) == expected
