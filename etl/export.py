@@ -156,12 +156,13 @@ def run_export(
                 source=writer.source,
             )
             writer.report = report
-            kept = _keep_what_a_load_needs(out_dir, history)
+            # Read again: a load that started during the export must be seen.
+            kept = _keep_what_a_load_needs(out_dir, reader.history(), source, priority)
             if kept is not None:
                 report["kept_previous"] = str(kept)
                 reporter.info(
-                    f"kept the previous {out_dir} as {kept}: an in-place load depends on it "
-                    "(it is that load's backup, and `etl load --rollback` reads it)"
+                    f"kept the previous {out_dir} as {kept}: it may be a load's backup "
+                    "(`etl load --resume` and `--rollback` find it there by its hash)"
                 )
             target = writer.commit()
     report["bytes"] = sum(int(t["bytes"]) for t in read_manifest(target)["tables"])
@@ -201,34 +202,46 @@ def _wanted_labels(
 
 
 def _history_entry(h: dict[str, Any]) -> dict[str, Any]:
-    keep = ("migration", "stage", "stage_sha256", "input_sha256", "mode", "state")
+    keep = ("migration", "stage", "stage_path", "stage_sha256", "input_sha256", "mode", "state")
     return {k: h.get(k) for k in keep} | {"at": h.get("finished_at") or h.get("started_at")}
 
 
-def _keep_what_a_load_needs(out_dir: Path, history: list[dict[str, Any]]) -> Path | None:
-    """Move ``out_dir`` aside (timestamped) when an in-place load of this database used it.
+def _keep_what_a_load_needs(
+    out_dir: Path, history: list[dict[str, Any]], source: dict[str, Any], labels: list[str]
+) -> Path | None:
+    """Move ``out_dir`` aside (timestamped) when replacing it could lose a load's backup.
 
-    The export an in-place load was transformed from is that load's backup:
-    ``--rollback`` and ``--resume`` read it. A new export into the same
-    directory must not replace it; it is kept as ``<out_dir>.kept-<UTC stamp>``,
-    where the load finds it again by its manifest hash.
+    The export a transform was made from is the backup of its load: ``--resume``
+    and ``--rollback`` (and any load of that transform) read it. A new export into
+    the same directory keeps the previous one as ``<out_dir>.kept-<UTC stamp>``,
+    where a load finds it again by its manifest hash, when a load recorded in this
+    database's history was made from it, when it is the export of another
+    database, or when it predates a migration whose labels the database now has
+    (a database loaded by an older etl, or by hand, has no history to say so).
     """
     if not (out_dir / "manifest.json").is_file():
         return None
     try:
         sha = manifest_sha256(out_dir)
-    except OSError:
+        previous = read_manifest(out_dir)
+    except (OSError, ValueError):
         return None
-    needed = [
-        h
+    old_source = previous.get("source") or {}
+    depended = any(
+        h.get("input_sha256") == sha and h.get("state") in ("loading", "applied", "rolling_back")
         for h in history
-        if h.get("input_sha256") == sha
-        and h.get("mode") == "in-place"
-        and h.get("state") in ("loading", "applied")
-    ]
-    if not needed:
+    )
+    other_database = (old_source.get("uri"), old_source.get("database")) != (
+        source.get("uri"),
+        source.get("database"),
+    )
+    from etl.migrations import DEFAULT_MIGRATION, get_migration
+
+    written = set(get_migration(DEFAULT_MIGRATION).writes)
+    migrated_since = bool(written & set(labels) - set(old_source.get("labels") or []))
+    if not (depended or other_database or migrated_since):
         return None
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     kept = out_dir.with_name(f"{out_dir.name}.kept-{stamp}")
     os.replace(out_dir, kept)
     return kept

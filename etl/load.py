@@ -51,9 +51,15 @@ from etl.graph.write import (
     write_batch,
 )
 from etl.load_input import StageInput, batch_digest, open_input, stage_error_for
-from etl.load_ledger import Ledger, open_ledger, plan_ledger, write_report
+from etl.load_ledger import LEDGER, Ledger, archive, open_ledger, plan_ledger, write_report
 from etl.load_steps import IN_PLACE, Step, build_steps, find_keys
-from etl.load_target import Target, deferred_schema, detect_mode, wanted_schema
+from etl.load_target import (
+    Target,
+    deferred_schema,
+    detect_mode,
+    resume_target,
+    wanted_schema,
+)
 from etl.progress import NullReporter, Reporter
 from etl.settings import Settings
 from etl.stage import now_utc
@@ -117,13 +123,11 @@ def run_load(
             raise
         if target.done is not None:
             # Nothing to write; the ledger and report of the load that did it stay as they are.
+            # Not validated again: a live database may have changed since (`etl validate` checks).
             release_lock(driver, database, lock)
-            validation = (
-                check_loaded(driver, database, stage, target.mode, info.describe())
-                if validate
-                else None
-            )
-            return LoadResult(target.mode, _nothing_report(stage, target, validation), validation)
+            if plan.state.header is not None and plan.resuming:
+                archive(ledger_dir / LEDGER)  # that load finished through another ledger
+            return LoadResult(target.mode, _nothing_report(stage, target, restart), None)
         if plan.note:
             reporter.info(plan.note)
         try:
@@ -145,8 +149,9 @@ def run_load(
                 "batch_size": batch_size,
                 "started_at": now_utc(),
             }
-            ledger = open_ledger(ledger_dir, plan, header)
+            # The record first: a ledger header never exists without it (see resume_target).
             history.record_start(driver, database, _history_entry(stage, header))
+            ledger = open_ledger(ledger_dir, plan, header)
             try:
                 wanted = wanted_schema(stage, keys, target.mode)
                 later = deferred_schema(wanted, target.mode)
@@ -209,10 +214,14 @@ def _history_entry(stage: StageInput, header: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _nothing_report(
-    stage: StageInput, target: Target, validation: Validation | None
-) -> dict[str, Any]:
+def _nothing_report(stage: StageInput, target: Target, restart: bool) -> dict[str, Any]:
+    note = (
+        "--restart does not load an applied stage again: roll it back first (`etl load --rollback`)"
+        if restart
+        else "`etl validate` checks the database against it again"
+    )
     return {
+        "note": note,
         "input": str(stage.path),
         "input_manifest_sha256": stage.sha256,
         "stage": stage.stage,
@@ -223,7 +232,7 @@ def _nothing_report(
         "steps": [],
         "nodes_written": 0,
         "relationships_written": 0,
-        "validation": validation.to_json() if validation else None,
+        "validation": None,
     }
 
 
@@ -257,9 +266,7 @@ def _target(
                 f"(database {header.get('database')!r}), not this one",
                 hint="resume against that database, or start over with --restart",
             )
-        target = Target(
-            str(header["mode"]), "as recorded in the ledger (--resume)", bool(header.get("fresh"))
-        )
+        target = resume_target(driver, settings.database, stage, header)
     if target.mode == IN_PLACE and stage.export_path is None:
         raise StageError(
             "an in-place load needs the export it was transformed from (it is the backup)",
@@ -417,7 +424,7 @@ def describe_plan(stage: StageInput, target: Target, steps: list[Step], batch_si
 def summarize(report: dict[str, Any]) -> str:
     """Steps, rows, rates and where the report is, for a person."""
     if report.get("nothing_to_do"):
-        return f"Nothing to load: {report['mode_reason']}. Nothing was written."
+        return f"Nothing to load: {report['mode_reason']}. Nothing was written; {report['note']}."
     lines = [f"{'step':<44}{'rows':>12}{'written':>12}{'rows/s':>11}"]
     for s in report["steps"]:
         rate = f"{s['rows_per_s']:,}" if s.get("rows_per_s") else "-"

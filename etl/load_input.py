@@ -138,7 +138,7 @@ def open_input(in_dir: Path, *, export_dir: Path | None = None) -> StageInput:
         raise ValidationFailed(f"{in_dir}: the transform manifest names no input export")
     recorded = inputs[0]
     want = recorded.get("manifest_sha256")
-    candidates = [export_dir] if export_dir else _candidates(in_dir, Path(recorded["path"]))
+    candidates = _kept([export_dir]) if export_dir else _candidates(in_dir, Path(recorded["path"]))
     present = [p for p in candidates if p.is_dir()]
     if not present:
         raise ValidationFailed(
@@ -172,9 +172,12 @@ def _sha_or_none(path: Path) -> str | None:
 def _candidates(in_dir: Path, recorded: Path) -> list[Path]:
     """Where the recorded export may be: as recorded, beside the stage, or kept aside."""
     if recorded.is_absolute():
-        places = [recorded]
-    else:
-        places = [recorded, in_dir.parent / recorded, in_dir.parent / recorded.name]
+        return _kept([recorded])
+    return _kept([recorded, in_dir.parent / recorded, in_dir.parent / recorded.name])
+
+
+def _kept(places: list[Path]) -> list[Path]:
+    """``places``, then their ``<name>.kept-<stamp>`` siblings, newest first."""
     kept: list[Path] = []
     for place in places:
         if place.parent.is_dir():

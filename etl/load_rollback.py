@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from etl.errors import StageError, ValidationFailed
 from etl.graph.connection import open_driver, server_info
-from etl.graph.history import ROLLED_BACK, record_state
+from etl.graph.history import ROLLED_BACK, ROLLING_BACK, find, read_history, record_state
 from etl.graph.params import ColumnPlan
 from etl.graph.schema import counts, drop_schema, release_lock, schema_names, take_lock
 from etl.graph.write import BatchMismatch, Columns, NodeOp, RelOp, statement, write_batch
@@ -96,6 +96,8 @@ def run_rollback(
         reporter.info(f"Rolling back {in_dir} on {info.describe()} from {stage.export_path}")
         lock, _ = take_lock(driver, settings.database, purpose="rollback", input_sha=stage.sha256)
         try:
+            _check_history(driver, settings.database, stage)
+            record_state(driver, settings.database, stage.sha256, ROLLING_BACK, at=now_utc())
             done: dict[str, int] = {}
             for name, source, encode in _steps(stage, export, batch_size):
                 with reporter.task(f"rollback {name}") as task:
@@ -112,9 +114,10 @@ def run_rollback(
             )
             drop_schema(driver, settings.database, dropped)
             after = counts(driver, settings.database)
+            # Before the lock goes: a load must never see "applied" for a rolled-back graph.
+            record_state(driver, settings.database, stage.sha256, ROLLED_BACK, at=now_utc())
         finally:
             release_lock(driver, settings.database, lock)
-        record_state(driver, settings.database, stage.sha256, ROLLED_BACK, at=now_utc())
     ledger = Ledger(ledger_dir / LEDGER, state)
     try:
         ledger.record("rolled_back", at=now_utc(), restored=done, dropped_schema=dropped)
@@ -131,6 +134,18 @@ def run_rollback(
             hint="the database changed after the export; compare with `etl export` and a diff",
         )
     return report
+
+
+def _check_history(driver: Any, database: str, stage: StageInput) -> None:
+    """Roll back only a load this database records (else it is another graph now)."""
+    own = find(read_history(driver, database), stage.sha256)
+    if own is None:
+        raise StageError(
+            f"the database has no record of a load of {stage.path}: it was wiped or replaced "
+            "since the load (or loaded by an older etl), and a rollback writes by element id",
+            hint="check NEO4J_URI / NEO4J_DATABASE; to put the legacy graph back into an empty "
+            "database, replay the export (`etl load --in <export>`)",
+        )
 
 
 def _replay_has_no_rollback(

@@ -68,6 +68,7 @@ def detect_mode(
         return Target(
             str(own.get("mode")), f"already loaded here: {history.describe(own)}", done=own
         )
+    _refuse_unfinished_rollback(own)
     if own is not None and own.get("state") == history.LOADING:
         return Target(
             str(own.get("mode")),
@@ -82,6 +83,15 @@ def detect_mode(
         rows = _sample(stage, runs)
         found = schema.found_by_element_id(driver, database, rows, [SOURCE_LABEL, TARGET_LABEL])
         if rows and found == len(rows):
+            if schema.found_by_element_id(driver, database, rows, [TARGET_LABEL]) == found:
+                raise StageError(
+                    f"every sampled WorkflowRun of {stage.path} is already converted here, but "
+                    "the database's history has no record of a load of this stage (an older "
+                    "etl, or a migration by hand): loading it again would overwrite what "
+                    "changed since",
+                    hint="if this stage was applied, there is nothing to load; to apply it "
+                    "again, roll it back first (`etl load --rollback`)",
+                )
             return Target(
                 IN_PLACE,
                 f"{found}/{len(rows)} sampled WorkflowRuns are the exported Workflow nodes",
@@ -124,11 +134,64 @@ def detect_mode(
     )
 
 
+def resume_target(
+    driver: Driver, database: str, stage: StageInput, header: dict[str, Any]
+) -> Target:
+    """The target of ``--resume``: what the ledger started, if the database still has it.
+
+    The ledger alone is not proof: the database may have been wiped and seeded
+    again since, or the load finished through another ledger. Its history
+    decides (the record is written before the ledger's header).
+    """
+    own = history.find(history.read_history(driver, database), stage.sha256)
+    if own is not None and own.get("state") == history.APPLIED:
+        return Target(
+            str(own.get("mode")), f"already loaded here: {history.describe(own)}", done=own
+        )
+    _refuse_unfinished_rollback(own)
+    if own is None or own.get("state") != history.LOADING:
+        raise StageError(
+            "the ledger records an unfinished load of this stage, but the database has no "
+            "record of it: it was wiped or replaced since"
+            + ("" if own is None else f" (its record: {history.describe(own)})"),
+            hint="start over with `etl load --restart` (the database decides in place or replay "
+            "again)",
+        )
+    same = own.get("load_id") == header.get("load_id")
+    return Target(
+        str(header["mode"]),
+        "as recorded in the ledger (--resume)",
+        # Batch markers are per load id: a load continued under another ledger merges.
+        bool(header.get("fresh")) and same,
+    )
+
+
+def _refuse_unfinished_rollback(own: dict[str, Any] | None) -> None:
+    if own is not None and own.get("state") == history.ROLLING_BACK:
+        raise StageError(
+            f"a rollback of this stage is unfinished: {history.describe(own)}",
+            hint=f"finish it first: `etl load --rollback --in {own.get('stage_path')}`",
+        )
+
+
 def _refuse_second_application(stage: StageInput, past: list[dict[str, Any]]) -> None:
     """A migration already applied here from another stage is not applied again."""
     migration = (stage.manifest.get("migration") or {}).get("name")
     if stage.stage != "transform" or not migration:
         return
+    for h in past:
+        if h.get("migration") == migration and h.get("state") == history.ROLLING_BACK:
+            _refuse_unfinished_rollback(h)
+    busy = [
+        h for h in past if h.get("migration") == migration and h.get("state") == history.LOADING
+    ]
+    if busy:
+        raise StageError(
+            f"{migration} is half loaded into this database from another stage: "
+            f"{history.describe(busy[-1])}",
+            hint=f"finish that load (`etl load --in {busy[-1].get('stage_path')} --resume`) or "
+            "undo it (`--rollback`) first",
+        )
     other = history.applied_migration(past, str(migration))
     if other is None:
         return

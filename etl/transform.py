@@ -164,9 +164,29 @@ def run_transform(
 
 
 def _applied_here(manifest: dict[str, Any], migration: str) -> dict[str, Any] | None:
-    """The export's record that ``migration`` is applied to the database it came from."""
-    history = (manifest.get("source") or {}).get("history") or []
-    hits = [h for h in history if h.get("migration") == migration and h.get("state") == "applied"]
+    """The export's record that ``migration`` is applied to the database it came from.
+
+    A load or rollback of it that is unfinished there is an error: migrating a
+    half-migrated graph would build a stage on top of it, and replace the stage
+    that ``--resume`` and ``--rollback`` need.
+    """
+    history = [
+        h
+        for h in (manifest.get("source") or {}).get("history") or []
+        if h.get("migration") == migration
+    ]
+    for h in history:
+        if h.get("state") in ("loading", "rolling_back"):
+            what = "load" if h["state"] == "loading" else "rollback"
+            fix = "--resume" if what == "load" else "--rollback"
+            raise StageError(
+                f"the database this export came from has an unfinished {what} of {migration} "
+                f"(stage {h.get('stage_path')}, sha256 {str(h.get('stage_sha256'))[:12]}…, "
+                f"started {h.get('at')})",
+                hint=f"finish it first (`etl load --in {h.get('stage_path')} {fix}`), then "
+                "export again",
+            )
+    hits = [h for h in history if h.get("state") == "applied"]
     return hits[-1] if hits else None
 
 

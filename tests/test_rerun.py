@@ -76,8 +76,7 @@ def test_rerunning_the_pipeline_on_a_migrated_database_is_a_no_op(
         assert "left as it is" in transform.output
         assert manifest_sha256(tmp_path / "transform") == applied_stage
         assert "Nothing to load: already loaded here" in load.output
-        assert "Nothing was written." in load.output
-        assert "All invariants hold." in load.output
+        assert "Nothing was written; `etl validate` checks the database" in load.output
         assert snapshot(driver, neo4j_settings) == migrated, f"rerun {attempt} wrote"
         assert counts(driver, neo4j_settings) == migrated_counts
         # The export the in-place load depends on was kept (once), never overwritten.
@@ -183,3 +182,43 @@ def test_rollback_advice_never_wipes_more_than_the_replay(
     assert "holds more than that replay" in more.output
     assert "etl db reset" not in more.output
     assert "etl restore" in more.output
+
+
+def test_what_the_history_lacks_or_leaves_unfinished_is_refused(
+    driver: Any, neo4j_settings: Settings, tmp_path: Path, run_cli: Any
+) -> None:
+    """Each refusal names the fix, and none writes."""
+    first = seed_export_transform(driver, neo4j_settings, tmp_path)
+    ledger = tmp_path / "load"
+    run_load(neo4j_settings, in_dir=first.transform, ledger_dir=ledger)
+    migrated = snapshot(driver, neo4j_settings)
+    db = neo4j_settings.database
+
+    # A load left unfinished there (as a crash leaves it): a transform of the
+    # half-migrated graph would replace the stage --resume needs.
+    driver.execute_query("MATCH (h:EtlHistory) SET h.state = 'loading'", database_=db)
+    exported = run_cli("export", "--out", str(tmp_path / "e2"))
+    assert exported.exit_code == 0, exported.output
+    refused = run_cli("transform", "--in", str(tmp_path / "e2"), "--out", str(tmp_path / "t2"))
+    assert refused.exit_code == ExitCode.FAILURE, refused.output
+    assert "has an unfinished load of workflow-to-workflowrun" in refused.output
+    assert f"etl load --in {first.transform} --resume" in refused.output
+    assert not (tmp_path / "t2").exists()
+
+    # A database whose history is gone (an older etl, or wiped records).
+    driver.execute_query("MATCH (h:EtlHistory) DETACH DELETE h", database_=db)
+    again = run_cli("load", "--in", str(first.transform), "--ledger-dir", str(tmp_path / "l2"))
+    assert again.exit_code == ExitCode.FAILURE, again.output
+    assert "is already converted here, but the database's history has no record" in again.output
+    back = run_cli("load", "--rollback", "--in", str(first.transform), "--ledger-dir", str(ledger))
+    assert back.exit_code == ExitCode.FAILURE, back.output
+    assert "the database has no record of a load of" in back.output
+
+    # A ledger that says "unfinished" is no proof either: the database decides.
+    lines = (ledger / "ledger.jsonl").read_text().splitlines()
+    (ledger / "ledger.jsonl").write_text("\n".join(lines[:-1]) + "\n")  # as if killed before done
+    resumed = run_cli("load", "--resume", "--in", str(first.transform), "--ledger-dir", str(ledger))
+    assert resumed.exit_code == ExitCode.FAILURE, resumed.output
+    assert "the database has no record of it: it was wiped or replaced since" in resumed.output
+    assert "etl load --restart" in resumed.output
+    assert snapshot(driver, neo4j_settings) == migrated

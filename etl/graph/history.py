@@ -9,7 +9,8 @@ the load ends or is rolled back::
                   rolled_back_at, tool_version, load_id, counts})
 
 ``state`` is ``loading`` (started, not finished: a crash or an interrupt),
-``applied`` or ``rolled_back``. This is how a load *knows* rather than
+``applied``, ``rolling_back`` (a rollback started, not finished) or
+``rolled_back``. This is how a load *knows* rather than
 guesses: a stage whose record says ``applied`` has nothing left to do, a
 database whose history holds a migration applied from another stage is not
 loaded again, and an export records the history it saw so a transform can
@@ -27,7 +28,8 @@ import neo4j
 HISTORY_LABEL = "EtlHistory"
 HISTORY_CONSTRAINT = "etl_history"
 #: The states a record moves through.
-LOADING, APPLIED, ROLLED_BACK = "loading", "applied", "rolled_back"
+LOADING, APPLIED = "loading", "applied"
+ROLLING_BACK, ROLLED_BACK = "rolling_back", "rolled_back"
 _FIELDS = (
     "stage_sha256",
     "stage",
@@ -40,6 +42,7 @@ _FIELDS = (
     "state",
     "started_at",
     "finished_at",
+    "rollback_started_at",
     "rolled_back_at",
     "tool_version",
     "load_id",
@@ -109,8 +112,10 @@ def record_state(
     at: str,
     counts: dict[str, Any] | None = None,
 ) -> None:
-    """Move the record of ``stage_sha256`` to ``applied`` or ``rolled_back``."""
-    stamp = "finished_at" if state == APPLIED else "rolled_back_at"
+    """Move the record of ``stage_sha256`` to ``applied``, ``rolling_back`` or ``rolled_back``."""
+    stamp = {APPLIED: "finished_at", ROLLING_BACK: "rollback_started_at"}.get(
+        state, "rolled_back_at"
+    )
     with _session(driver, database) as s:
         s.run(
             f"MATCH (h:{HISTORY_LABEL} {{stage_sha256: $sha}}) "
