@@ -9,7 +9,10 @@
 3. connect, print the target, take the lock (``etl.graph.schema``);
 4. decide *in place* or *replay* by looking at the database
    (``etl.load_target.detect_mode``), or take the mode a resumed ledger recorded;
-5. print the plan (steps, rows, batches), create constraints and indexes;
+5. encode the first batch of every step (``preflight``: a table the load
+   cannot write fails here, before any write), print the plan (steps, rows,
+   batches), record the load in the database's history, create constraints
+   and indexes;
 6. run every step batch by batch: one managed write transaction per batch,
    then one fsynced ledger line; batches the ledger holds are skipped;
 7. mark the ledger done, release the lock, validate (``etl.validate``), and
@@ -133,6 +136,7 @@ def run_load(
         try:
             keys = find_keys(stage, target.mode)
             steps = build_steps(stage, target.mode, keys, fresh=target.fresh)
+            preflight(steps, batch_size)
             reporter.info(describe_plan(stage, target, steps, batch_size))
             load_id = (plan.state.header or {}).get("load_id") or uuid.uuid4().hex
             markers = f"{load_id}/" if target.fresh else None
@@ -192,6 +196,20 @@ def run_load(
     report = _report(stage, target, header, stats, schema_items, after, seconds, validation)
     write_report(ledger_dir, report)
     return LoadResult(target.mode, report, validation)
+
+
+def preflight(steps: list[Step], batch_size: int) -> None:
+    """Encode the first batch of every step before anything is written.
+
+    What makes a table unloadable (an endpoint label without a node table, a key
+    column missing, a column that cannot be encoded) then fails before the first
+    write instead of after earlier steps committed: a half-applied load must
+    never be possible. One batch per step is read twice; nothing is sent.
+    """
+    for step in steps:
+        first = next(iter(step.source(batch_size)), None)
+        if first is not None:
+            step.encode(first)
 
 
 def _history_entry(stage: StageInput, header: dict[str, Any]) -> dict[str, Any]:

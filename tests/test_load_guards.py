@@ -202,3 +202,47 @@ def test_another_copy_of_the_legacy_graph_is_refused(
     assert "export and transform this database again" in result.output
     assert counts(driver, neo4j_settings) == before
     assert not cypher(driver, neo4j_settings, "MATCH (l:EtlLock) RETURN l")
+
+
+def test_an_unloadable_table_fails_before_the_first_write(
+    driver: Any, neo4j_settings: Settings, tmp_path: Path, run_cli: Any
+) -> None:
+    """A relationship table whose endpoint label has no node table: refused before any write.
+
+    The node table sorts first, so without the preflight its rows were written
+    and committed before the relationship step failed: a half-applied load.
+    """
+    import pyarrow as pa
+
+    stage = tmp_path / "backup"
+    with StageWriter(stage, stage="export") as w:
+        w.write_table(
+            TableEntry("nodes/Workflow.parquet", "node", "Workflow", key=["id"]),
+            pa.table({"_element_id": ["4:x:1", "4:x:2"], "id": ["w1", "w2"]}),
+        )
+        w.write_table(
+            TableEntry("relationships/HAUNTS.parquet", "relationship", "HAUNTS"),
+            pa.table(
+                {
+                    "_element_id": ["5:x:9"],
+                    "_start_label": ["Ghost"],
+                    "_start_element_id": ["4:x:7"],
+                    "_start.id": ["g1"],
+                    "_end_label": ["Workflow"],
+                    "_end_element_id": ["4:x:1"],
+                    "_end.id": ["w1"],
+                }
+            ),
+        )
+        w.commit()
+    result = run_cli("load", "--in", str(stage), "--ledger-dir", str(tmp_path / "l"))
+    assert result.exit_code == ExitCode.FAILURE, result.output
+    assert (
+        "Error: relationships/HAUNTS: endpoint label 'Ghost' has no node table in the stage"
+        in result.output
+    )
+    # Only the lock's constraint (taking the lock makes it): no data, no record, no ledger.
+    assert counts(driver, neo4j_settings) == {"labels": {}, "types": {}}
+    assert set(schema_names(driver, neo4j_settings)) <= {"etl_lock"}
+    assert not cypher(driver, neo4j_settings, "MATCH (h:EtlHistory) RETURN h")
+    assert not (tmp_path / "l" / "ledger.jsonl").exists()
