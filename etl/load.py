@@ -217,11 +217,14 @@ def _history_entry(stage: StageInput, header: dict[str, Any]) -> dict[str, Any]:
     from etl import __version__
 
     lineage = (stage.manifest.get("inputs") or [{}])[0]
+    migration = stage.manifest.get("migration") or {}
     return {
         "stage_sha256": stage.sha256,
         "stage": stage.stage,
         "stage_path": str(stage.path),
-        "migration": (stage.manifest.get("migration") or {}).get("name"),
+        "migration": migration.get("name"),
+        "migration_version": migration.get("version"),
+        "migration_checksum": migration.get("checksum"),
         "input_sha256": lineage.get("manifest_sha256") if stage.stage == "transform" else None,
         "export_path": header.get("export"),
         "mode": header["mode"],

@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 
 from etl.errors import StageError, ValidationFailed
-from etl.migrations import MigrationOptions, StreamedTable, get_migration
+from etl.migrations import MigrationOptions, StreamedTable, get_migration, source_checksum
 from etl.progress import NullReporter, Reporter
 from etl.stage import (
     KNOWN_KEYS,
@@ -136,7 +136,12 @@ def run_transform(
     with StageWriter(out_dir, stage="transform") as writer:
         writer.add_input(in_dir)
         writer.source = dict(manifest.get("source") or {})
-        writer.migration = {"name": mig.name, "options": report["options"]}
+        writer.migration = {
+            "name": mig.name,
+            "version": mig.version,
+            "checksum": source_checksum(mig),
+            "options": report["options"],
+        }
         # Tables held in memory go first, each dropped once written, so the
         # batch-by-batch copies of the big ones run without them.
         held = [(name, result.tables) for name in sorted(result.tables)]

@@ -18,6 +18,7 @@ import pytest
 from etl.errors import ExitCode
 from etl.graph.history import read_history
 from etl.load import run_load
+from etl.migrations import get_migration, source_checksum
 from etl.settings import Settings
 from etl.stage import manifest_sha256
 from etl.transform import run_transform
@@ -55,6 +56,9 @@ def test_rerunning_the_pipeline_on_a_migrated_database_is_a_no_op(
     assert (record["state"], record["mode"]) == ("applied", "in-place")
     assert record["stage_sha256"] == applied_stage
     assert record["migration"] == "workflow-to-workflowrun"
+    assert record["migration_version"] == "0001"
+    assert record["migration_checksum"] == source_checksum(get_migration(record["migration"]))
+    assert record["input_sha256"] == manifest_sha256(first.export)
     migrated = snapshot(driver, neo4j_settings)
     migrated_counts = counts(driver, neo4j_settings)
 

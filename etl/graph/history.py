@@ -4,7 +4,8 @@ One node per loaded stage, keyed by the stage manifest's sha256 (the stage's
 identity), written by the loader before its first data write and updated as
 the load ends or is rolled back::
 
-    (:EtlHistory {stage_sha256, stage, stage_path, migration, input_sha256,
+    (:EtlHistory {stage_sha256, stage, stage_path, migration, migration_version,
+                  migration_checksum, input_sha256,
                   export_path, mode, fresh, state, started_at, finished_at,
                   rolled_back_at, tool_version, load_id, counts})
 
@@ -35,6 +36,8 @@ _FIELDS = (
     "stage",
     "stage_path",
     "migration",
+    "migration_version",
+    "migration_checksum",
     "input_sha256",
     "export_path",
     "mode",

@@ -49,6 +49,7 @@ __all__ = [
     "export_labels",
     "get_migration",
     "list_migrations",
+    "source_checksum",
 ]
 
 
@@ -154,6 +155,8 @@ class Migration(Protocol):
     """The shape every registered migration has."""
 
     name: str
+    #: Orders the chain ("0001", "0002", …); recorded with each load in the database's history.
+    version: str
     description: str
     #: Tables that must exist in the export (others are optional and read as empty).
     required_inputs: tuple[str, ...]
@@ -188,6 +191,25 @@ def export_labels(present: Collection[str], migration: str = DEFAULT_MIGRATION) 
     """The labels a default export takes: what ``migration`` reads, and what it wrote if present."""
     mig = get_migration(migration)
     return list(mig.reads) + [lab for lab in mig.writes if lab in present and lab not in mig.reads]
+
+
+def source_checksum(migration: Migration) -> str:
+    """sha256 of the migration's source files: a changed applied migration can be told.
+
+    A migration is its module and the modules beside it that share its name
+    (``workflow_runs*.py``), or every module of its package.
+    """
+    import hashlib
+    import sys
+    from pathlib import Path
+
+    module = sys.modules[type(migration).__module__]
+    path = Path(str(module.__file__))
+    pattern = "*.py" if path.name == "__init__.py" else f"{path.stem}*.py"
+    digest = hashlib.sha256()
+    for file in sorted(path.parent.glob(pattern)):
+        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def list_migrations() -> list[Migration]:

@@ -96,6 +96,7 @@ class WorkflowToWorkflowRun:
     """The registered migration object (see ``etl.migrations.Migration``)."""
 
     name = "workflow-to-workflowrun"
+    version = "0001"
     description = (
         "Convert legacy Workflow nodes (JSON metadata) into WorkflowRun nodes with "
         "workflowType, createdAt, status and HAS_RUNS from their Issue."
