@@ -27,7 +27,7 @@ from etl.errors import StageError
 from etl.graph.params import ColumnPlan, encode_columns, null_counts, plan_columns, prop_name
 from etl.graph.write import Columns, Endpoint, RelOp
 from etl.load_input import StageInput, TableInfo, batches, duplicated
-from etl.load_steps import IN_PLACE, Item, Keys, Step, property_columns
+from etl.load_model import IN_PLACE, Item, Keys, Step, property_columns
 
 SIDES = (("a", "_start"), ("b", "_end"))
 

@@ -25,8 +25,6 @@ found up front; their rows leave the ordinary batches and load as groups in a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,35 +33,17 @@ import pyarrow as pa
 
 from etl.errors import StageError
 from etl.graph.params import ColumnPlan, encode_columns, null_counts, plan_columns, prop_name
-from etl.graph.write import Columns, NodeOp, RelOp
+from etl.graph.write import Columns, NodeOp
 from etl.load_input import StageInput, TableInfo, batches, duplicated, read_columns
+from etl.load_model import IN_PLACE, REPLAY, Item, Keys, Step, property_columns
+from etl.load_rels import rel_steps
 
-IN_PLACE, REPLAY = "in-place", "replay"
+__all__ = ["IN_PLACE", "REPLAY", "Item", "Keys", "Step", "build_steps", "property_columns"]
+
 #: The in-place recipe of ``workflow-to-workflowrun``: the label converted, and
 #: the relationship type the migration replaces (docs/MIGRATION.md).
 SOURCE_LABEL, TARGET_LABEL = "Workflow", "WorkflowRun"
 REPLACED_TYPES = ("BASED_ON_ISSUE",)
-
-Item = tuple[NodeOp | RelOp, Columns]
-
-
-@dataclass
-class Step:
-    """One ledgered unit: a table (or part of one) loaded batch by batch."""
-
-    name: str
-    table: TableInfo
-    rows: int
-    source: Callable[[int], Iterator[pa.Table]]
-    encode: Callable[[pa.Table], list[Item]]
-    deleted_types: tuple[str, ...] = field(default_factory=tuple)
-    #: batches may be written by several transactions at once (they share no node)
-    concurrent: bool = False
-
-
-def property_columns(schema: pa.Schema) -> list[str]:
-    """Columns that are properties: not reserved (``_…``), except ``_prop.<name>``."""
-    return [n for n in schema.names if not n.startswith("_") or n.startswith("_prop.")]
 
 
 def table_plans(stage_dir: Path, table: TableInfo) -> tuple[pa.Schema, list[ColumnPlan]]:
@@ -87,21 +67,6 @@ def _filter(table: pa.Table, mask: pl.Series) -> pa.Table:
 
 
 # ----------------------------------------------------------------- nodes
-
-
-@dataclass
-class Keys:
-    """Per label: key columns, and (replay) the element ids whose key is ambiguous."""
-
-    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    ambiguous: dict[str, pl.Series] = field(default_factory=dict)
-
-    def is_ambiguous(self, label: pl.Expr, eid: pl.Expr) -> pl.Expr:
-        tagged = pl.concat_str([label, pl.lit("\x00"), eid])
-        every = [s for s in self.ambiguous.values() if len(s)]
-        if not every:
-            return pl.lit(False)
-        return tagged.is_in(pl.concat(every).implode()).fill_null(False)
 
 
 def find_keys(stage: StageInput, mode: str) -> Keys:
@@ -276,7 +241,6 @@ def build_steps(stage: StageInput, mode: str, keys: Keys, *, fresh: bool = False
     ``fresh``: a replay into a database that was empty when the load began
     (rows are created, exactly once by batch markers; see ``etl.graph.write``).
     """
-    from etl.load_rels import rel_steps
 
     if mode == IN_PLACE:
         nodes = in_place_node_steps(stage)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from etl.report import ReportData, load_outcome, warnings
+from etl.report_model import ReportData, load_outcome, warnings
 from etl.report_svg import grouped_hbars, hbars, line_chart, stacked_hbars
 from etl.report_template import PAGE, badge, chart, code, fmt, note, section, table
 

@@ -19,14 +19,14 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import Any, TypeVar
 
-from etl.errors import ConfigError, EtlError
+from etl.errors import EtlError
 from etl.graph import seed_write
 from etl.progress import NullReporter, Reporter, Task
 from etl.seed_generate import Generator
 from etl.seed_model import NOW, Batch
+from etl.seed_summary import check_options, describe, summarize
 from etl.settings import Settings
 
 __all__ = ["NOW", "check_options", "describe", "run_seed", "seed_database", "summarize"]
@@ -35,15 +35,6 @@ __all__ = ["NOW", "check_options", "describe", "run_seed", "seed_database", "sum
 DEFAULT_BATCH_SIZE, DEFAULT_WRITERS = 200, 2
 
 T = TypeVar("T")
-
-
-def check_options(*, workflows: int, dirty: float, batch_size: int = 1, writers: int = 1) -> None:
-    """Refuse option values the generator or the writers cannot take."""
-    if workflows < 1 or batch_size < 1 or writers < 1 or not 0.0 <= dirty <= 1.0:
-        raise ConfigError(
-            "need workflows, batch_size and writers >= 1 and 0 <= dirty <= 1; got "
-            f"{workflows}, {batch_size}, {writers}, {dirty}"
-        )
 
 
 def run_seed(
@@ -184,51 +175,3 @@ def _write_stream(
             in_flight.append(pool.submit(write, batch))
         while in_flight:
             task.advance(in_flight.popleft().result())
-
-
-def summarize(
-    gen: Generator, seed: int, dirty: float, *, write_s: float, wipe_s: float
-) -> dict[str, Any]:
-    """The summary of a finished seed (``gen`` exhausted): counts, plants, expectations."""
-    nodes, rels = dict(sorted(gen.nodes.items())), dict(sorted(gen.rels.items()))
-    total = sum(nodes.values())
-    return {
-        "seed": seed,
-        "workflows": gen.workflows,
-        "dirty": dirty,
-        "now": NOW.isoformat().replace("+00:00", "Z"),
-        "nodes": nodes,
-        "relationships": rels,
-        "total_nodes": total,
-        "total_relationships": sum(rels.values()),
-        "workflows_without_metadata": gen.without_metadata,
-        "planted": gen.planted,
-        "duplicate_issues": gen.planted["duplicate_issue"],
-        "expected": asdict(gen.expected),
-        "expected_infer_type": asdict(gen.expected_infer),
-        "wipe_s": round(wipe_s, 3),
-        "write_s": round(write_s, 3),
-        "nodes_per_s": round(total / write_s) if write_s > 0 else 0,
-        "mode": "online",
-    }
-
-
-def describe(summary: dict[str, Any]) -> str:
-    """The human summary printed by ``etl seed``."""
-    exp = summary["expected"]
-
-    def counts(d: dict[str, int]) -> str:
-        return ", ".join(f"{k} {v:,}" for k, v in d.items() if v) or "none"
-
-    return "\n".join([
-        f"Seeded {summary['workflows']:,} workflows (seed {summary['seed']}, "
-        f"dirty {summary['dirty']}): {summary['total_nodes']:,} nodes, "
-        f"{summary['total_relationships']:,} relationships in {summary['write_s']:.1f}s "
-        f"({summary['nodes_per_s']:,} nodes/s)",
-        f"  nodes          {counts(summary['nodes'])}",
-        f"  relationships  {counts(summary['relationships'])}",
-        f"  planted        {counts(summary['planted'])}",
-        f"  expected       {exp['runs_out']:,} runs out; {exp['issues_created']:,} issues created; "
-        f"{exp['issueless_runs']:,} issue-less; {exp['aliases_normalised']:,} aliases normalised",
-        f"  rejected       {counts(exp['rejected'])}",
-    ])  # fmt: skip

@@ -198,7 +198,7 @@ def seed_offline(
 ) -> dict[str, Any]:
     """Write the legacy graph for ``(seed, workflows, dirty)`` into the local home with
     the importer; returns the same summary as ``etl.seed.seed_database``."""
-    from etl.seed import check_options, summarize
+    from etl.seed_summary import check_options, summarize
 
     check_options(workflows=workflows, dirty=dirty)
     reporter = reporter or NullReporter()
