@@ -38,6 +38,8 @@ class TableSide:
     paths: list[Path]
     entry: dict[str, Any]
     rows: int
+    #: fixed-offset zones of DateTime columns read as UTC (``etl.diff_read``)
+    zones: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

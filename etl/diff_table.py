@@ -188,6 +188,14 @@ def diff_table(
         result.type_changes = {
             c: [str(t), str(sb[c])] for c, t in sa.items() if c in sb and t != sb[c]
         }
+        # Fixed offsets are read as UTC (etl.diff_read): their zones are compared here.
+        for c in set(pair.a.zones) | set(pair.b.zones):
+            za, zb = pair.a.zones.get(c), pair.b.zones.get(c)
+            if c in sa and c in sb and za != zb:
+                result.type_changes[c] = [
+                    f"Datetime(time_unit='ns', time_zone='{z}')" if z else str(s[c])
+                    for z, s in ((za, sa), (zb, sb))
+                ]
     pa_, pb_ = plan.prepare(lf_a, sa, IN_A), plan.prepare(lf_b, sb, IN_B)
     result.duplicate_keys = [_duplicates(pa_), _duplicates(pb_)]
     copies = any(result.duplicate_keys)

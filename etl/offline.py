@@ -102,6 +102,19 @@ def _guard(
     return settings, before
 
 
+def _check(settings: Settings, stage: StageInput, reporter: Reporter) -> None:
+    """Every value the fix-up will set can be set (``etl.replay_check``), before the import
+    overwrites the database: on the home's server when it runs, else client-side."""
+    from etl.replay_check import check_replay
+
+    if localdb.status(settings).running:
+        with open_driver(settings) as driver:
+            summary = check_replay(stage, driver=driver, database=settings.database)
+    else:
+        summary = check_replay(stage)
+    reporter.info(f"Before the import: {summary.describe()}")
+
+
 def error_lines(text: str) -> str:
     """The lines of the importer's output that say what went wrong."""
     keep = [
@@ -234,13 +247,19 @@ def run_offline(
     replace: bool = False,
     threads: int | None = None,
     keep_files: bool = False,
+    checked: bool = False,
     reporter: Reporter | None = None,
 ) -> tuple[dict[str, Any], Validation]:
-    """Import ``in_dir`` into the home of ``settings``; returns (report, validation)."""
+    """Import ``in_dir`` into the home of ``settings``; returns (report, validation).
+
+    ``checked``: the caller ran ``etl.replay_check`` on this stage already (restore).
+    """
     reporter = reporter or NullReporter()
     started = time.perf_counter()
     stage = open_input(in_dir, export_dir=export_dir)
     settings, before = _guard(settings, replace, reporter)
+    if not checked:
+        _check(settings, stage, reporter)
     keys = find_keys(stage, REPLAY)
     work = ledger_dir / "offline"
     shutil.rmtree(work, ignore_errors=True)
@@ -258,7 +277,7 @@ def run_offline(
     localdb.stop(settings)
     threads = threads or max(os.cpu_count() or 1, 1)
     imported = _run_import(settings, files, work, threads)
-    checked = _run_check(settings, work)
+    consistent = _run_check(settings, work)
     settings = with_server(settings)
     t0 = time.perf_counter()
     fixed = _fix_residuals(settings, stage, files, reporter)
@@ -285,7 +304,7 @@ def run_offline(
         "seconds": {
             "prepare": round(prepare_s, 3),
             "import": imported["seconds"],
-            "check": checked["seconds"],
+            "check": consistent["seconds"],
             "residual": round(fix_s, 3),
             "total": round(seconds, 3),
         },

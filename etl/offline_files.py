@@ -15,7 +15,9 @@ list<string>           native list                           ``[]`` becomes byte
 list<int>,             ``name:long[]``/``double[]`` joined   native lists of numbers fail;
 list<float>            with U+001F (``--array-delimiter``)   non-finite floats: residual
 timestamp[ns]          ``name:localdatetime`` ISO string     native timestamps before 1970
-timestamp[ns, tz]      ``name:datetime`` ISO string + zone   fail, and lose the zone
+timestamp[ns, tz]      ``name:datetime`` ISO string + zone   fail, and lose the zone; rows
+                       (named zone, from 1970, offset in     in a named zone with an offset
+                       whole minutes; other rows: residual)  in seconds or before 1970: residual
 time64                 ``name:localtime`` ISO string
 anything else          residual (the whole column)           list<bool> comes back as
 (tagged JSON, binary,                                        strings; structs and bytes
@@ -156,8 +158,14 @@ def _encode(col: pl.Expr, kind: str, zone: str | None) -> tuple[pl.Expr, pl.Expr
         if zone == "Z":
             return col.dt.convert_time_zone("UTC").dt.strftime(_ISO + "Z"), None
         z = str(zone)
-        text = col.dt.convert_time_zone(z).dt.strftime(_ISO + "%:z")
-        return pl.concat_str([text, pl.lit(f"[{z}]")]), None
+        local = col.dt.convert_time_zone(z)
+        text = local.dt.strftime(_ISO + "%:z")
+        # The importer refuses a text whose offset is not the zone's (its own tz data): an
+        # offset with seconds (local mean time) is printed rounded, and before 1970 tz
+        # data releases differ (backzone). Those rows are set online, by instant.
+        offset = (local.dt.base_utc_offset() + local.dt.dst_offset()).dt.total_seconds()
+        odd = ((offset % 60 != 0) | (col.dt.year() < 1970)).fill_null(False)
+        return pl.when(odd).then(None).otherwise(text + pl.lit(f"[{z}]")), odd
     raise AssertionError(kind)
 
 

@@ -1,12 +1,17 @@
 """`etl restore backups/<stamp>`: replay a full backup into a fresh database, then prove it.
 
 1. Verify the backup (``etl verify``: checksums, manifest, every table).
-2. Look at the target: an empty database is restored into; a non-empty one
+2. Check, before anything is wiped or written, that every table and value of
+   the backup can be written back exactly by the replay (``etl.replay_check``:
+   the replay's own encoders, and the server rebuilding the mixed-type and
+   DateTime values in read-only queries). A value that cannot is named and the
+   restore stops with the database untouched.
+3. Look at the target: an empty database is restored into; a non-empty one
    only with ``--replace``, which first says what it wipes (nodes per label).
-3. Replay: online (wipe, then ``etl load`` as a replay into the now empty
+4. Replay: online (wipe, then ``etl load`` as a replay into the now empty
    database: ledgered, resumable) or offline (``etl load --mode offline``:
    neo4j-admin import, database check).
-4. Prove: export the restored database again (every label and type, as a
+5. Prove: export the restored database again (every label and type, as a
    backup does) and ``etl diff`` it against the backup. Anything but
    "identical" fails the restore (exit 3) with the diff's summary. Provenance
    (element ids, which a replay renumbers) is not compared.
@@ -17,6 +22,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +30,7 @@ from etl.errors import StageError, ValidationFailed
 from etl.graph import admin
 from etl.graph.connection import open_driver
 from etl.graph.schema import counts
-from etl.load_input import open_input
+from etl.load_input import StageInput, open_input
 from etl.progress import NullReporter, Reporter
 from etl.settings import Settings
 from etl.stage import now_utc
@@ -54,6 +60,27 @@ def _online_target(settings: Settings, replace: bool, reporter: Reporter) -> dic
     return before
 
 
+def _check(settings: Settings, stage: StageInput, mode: str, reporter: Reporter) -> dict[str, Any]:
+    """``etl.replay_check`` on the target's server (an offline home's only if it has a store:
+    a home without one has nothing to lose, and its values are checked client-side)."""
+    from etl.replay_check import check_replay
+
+    reporter.info("Checking every value of the backup against what the replay can write")
+    if mode == "offline":
+        from etl import localdb
+        from etl.offline import with_server
+
+        if not (localdb.has_store(settings) or localdb.status(settings).running):
+            summary = check_replay(stage)
+            reporter.info(f"Check passed before anything was written: {summary.describe()}")
+            return asdict(summary)
+        settings = with_server(settings)
+    with open_driver(settings) as driver:
+        summary = check_replay(stage, driver=driver, database=settings.database)
+    reporter.info(f"Check passed before anything was written: {summary.describe()}")
+    return asdict(summary)
+
+
 def run_restore(
     settings: Settings,
     *,
@@ -79,12 +106,13 @@ def run_restore(
         )
     work_dir.mkdir(parents=True, exist_ok=True)
     validation: Validation | None
+    checked = _check(settings, stage, mode, reporter)
     if mode == "offline":
         from etl.offline import run_offline, with_server
 
         load_report, validation = run_offline(
             settings, in_dir=backup, ledger_dir=work_dir / "load", replace=replace,
-            reporter=reporter,
+            checked=True, reporter=reporter,
         )  # fmt: skip
         before = load_report.get("replaced", {})
         settings = with_server(settings)
@@ -117,6 +145,7 @@ def run_restore(
         "backup_manifest_sha256": stage.sha256,
         "mode": mode,
         "replaced": before,
+        "checked": checked,
         "finished_at": now_utc(),
         "seconds": round(time.perf_counter() - started, 3),
         "load": {k: load_report.get(k) for k in ("mode", "seconds", "counts") if k in load_report},

@@ -133,7 +133,8 @@ def exact_snapshot(driver: Any, settings: Settings) -> tuple[list[str], list[str
     nodes = cypher(
         driver,
         settings,
-        f"MATCH (x) WHERE NOT x:EtlLock RETURN labels(x) AS l, properties(x) AS p, {q} AS t",
+        f"MATCH (x) WHERE NOT x:EtlLock AND NOT x:EtlHistory "
+        f"RETURN labels(x) AS l, properties(x) AS p, {q} AS t",
     )
     rels = cypher(
         driver,

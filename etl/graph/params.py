@@ -38,9 +38,6 @@ spelling; without a hint an Arrow ``UTC`` becomes Neo4j's ``Z`` (what
 
 from __future__ import annotations
 
-import base64
-import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,21 +48,12 @@ import pyarrow.compute as pc
 from etl.errors import StageError
 from etl.graph.admin import quote_name
 from etl.graph.arrow import DURATION_TYPE, NS, POINT_TYPE, TIME_TYPE
+from etl.graph.tagged import TEMPORAL_TAGS, decode_tagged, point_arg
 
 #: Prefix the stage format gives to properties whose own name starts with ``_``.
 PROP_PREFIX = "_prop."
 #: Property that identifies a replayed node whose key cannot (duplicate or null key).
 SOURCE_ID = "_etl_source_element_id"
-
-_TEMPORAL_TAGS = {
-    "Date": "date",
-    "LocalDateTime": "localdatetime",
-    "DateTime": "datetime",
-    "LocalTime": "localtime",
-    "Time": "time",
-    "Duration": "duration",
-    "Point": "point",
-}
 
 
 @dataclass(frozen=True)
@@ -200,10 +188,20 @@ def encode_column(plan: ColumnPlan, col: pa.Array) -> dict[str, list[Any]]:
     if plan.kind == "duration":
         return {slot: col.to_pylist()}
     if plan.kind == "point":
-        return {slot: [None if v is None else _point(v) for v in col.to_pylist()]}
+        return {slot: [None if v is None else point_arg(v) for v in col.to_pylist()]}
     if plan.kind == "tagged":
-        return {slot: [decode_tagged(v) for v in col.to_pylist()]}
+        return {slot: [_decoded(plan, v) for v in col.to_pylist()]}
     raise AssertionError(plan.kind)
+
+
+def _decoded(plan: ColumnPlan, text: str | None) -> dict[str, Any] | None:
+    try:
+        return decode_tagged(text)
+    except (ValueError, KeyError, TypeError) as e:  # (JSON and base64 errors are ValueErrors)
+        raise StageError(
+            f"property {plan.prop!r} = {str(text)[:160]!r} cannot be rebuilt exactly: {e}",
+            hint="the stage holds a value the export does not write; run `etl verify` on it",
+        ) from None
 
 
 def encode_columns(table: pa.Table, plans: Sequence[ColumnPlan]) -> dict[str, list[Any]]:
@@ -221,48 +219,12 @@ def _offset(seconds: int) -> str:
     return f"{sign}{h:02d}:{m:02d}" + (f":{s:02d}" if s else "")
 
 
-def _point(v: Mapping[str, Any]) -> dict[str, Any]:
-    # point() refuses z: null, so a 2D point simply has no z.
-    return {k: v[k] for k in ("srid", "x", "y", "z") if v.get(k) is not None}
-
-
-def _float(v: Any) -> Any:
-    if isinstance(v, str):  # the export writes non-finite floats as strings
-        return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[v]
-    return float(v)
-
-
-def decode_tagged(text: str | None) -> dict[str, Any] | None:
-    """Tagged JSON (``{"t": "Float", "v": 42.0}``) → ``{t, v}`` the Cypher ``CASE`` finishes.
-
-    Scalars become driver values here (floats keep NaN/±Inf, byte arrays
-    become ``bytes``); temporals, durations and points stay in their text or
-    map form and are rebuilt by Cypher, which parses nanoseconds and named
-    zones that Python's ``datetime`` cannot hold.
-    """
-    if text is None:
-        return None
-    tagged = json.loads(text)
-    t, v = tagged["t"], tagged["v"]
-    if t == "Float":
-        v = _float(v)
-    elif t == "List<Float>":
-        v = [_float(x) for x in v]
-    elif t == "ByteArray":
-        v = base64.b64decode(v)
-    elif t == "Point":
-        v = _point(v)
-    elif t == "List<Point>":
-        v = [_point(x) for x in v]
-    return {"t": t, "v": v}
-
-
 # ---------------------------------------------------------------- Cypher side
 
 
 def _tagged_expr(v: str) -> str:
     cases = []
-    for tag, fn in _TEMPORAL_TAGS.items():
+    for tag, fn in TEMPORAL_TAGS.items():
         cases.append(f"WHEN '{tag}' THEN {fn}({v}.v)")
         cases.append(f"WHEN 'List<{tag}>' THEN [e IN {v}.v | {fn}(e)]")
     return f"CASE {v}.t {' '.join(cases)} ELSE {v}.v END"
@@ -324,3 +286,26 @@ def want_map(plans: Sequence[ColumnPlan], i: str = "i") -> str:
 def zones(plans: Sequence[ColumnPlan]) -> dict[str, str]:
     """The ``$zones`` parameter for ``plans``."""
     return {p.slot: p.zone for p in plans if p.zone is not None}
+
+
+def rebuild_error(
+    driver: Any,
+    database: str,
+    plans: Sequence[ColumnPlan],
+    params: dict[str, Any],
+    lo: int,
+    hi: int,
+) -> str | None:
+    """Rebuild rows ``lo``…``hi - 1`` of ``plans`` on the server in a *read* transaction
+    (nothing is written); the server's error message, or None when every value builds."""
+    from neo4j.exceptions import Neo4jError
+
+    values = ", ".join(value_expr(p) for p in plans)
+    text = f"UNWIND range($lo, $hi - 1) AS i WITH [{values}] AS v RETURN count(v) AS n"
+    args = {**params, "zones": zones(plans), "lo": lo, "hi": hi}
+    try:
+        with driver.session(database=database, notifications_min_severity="OFF") as session:
+            session.execute_read(lambda tx: tx.run(text, args).consume())
+    except Neo4jError as e:
+        return str(e.message or e)
+    return None

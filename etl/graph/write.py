@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import neo4j
-from neo4j.exceptions import ConstraintError
+from neo4j.exceptions import ClientError, ConstraintError
 
 from etl.errors import StageError
 from etl.graph.admin import quote_name
@@ -53,6 +53,15 @@ Columns = dict[str, Any]
 
 class BatchMismatch(StageError):
     """A batch's rows did not all find their nodes; the transaction was rolled back."""
+
+
+class ValueRefused(BatchMismatch):
+    """The server refused to build a value of the batch (rolled back, nothing written)."""
+
+
+#: Server errors about a value the statement was asked to build (not about the query).
+_VALUE_ERRORS = ("Neo.ClientError.Statement.ArgumentError", "Neo.ClientError.Statement.SyntaxError",
+                 "Neo.ClientError.Statement.TypeError")  # fmt: skip
 
 
 class AlreadyCommitted(Exception):
@@ -261,6 +270,11 @@ def write_batch(
             if marker is None:
                 raise
             raise AlreadyCommitted(marker) from None
+        except ClientError as e:
+            if e.code not in _VALUE_ERRORS:
+                raise
+            first = (e.message or str(e)).splitlines()[0]  # (then the text and a caret)
+            raise ValueRefused(f"the server refused a value of this batch: {first}") from None
 
 
 def ensure_markers(driver: neo4j.Driver, database: str) -> None:
