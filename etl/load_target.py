@@ -11,6 +11,8 @@
 * a sample of the stage's WorkflowRuns exist *as the same nodes* (same
   element id, same ``id``, labelled Workflow or already WorkflowRun) → the
   database is the one exported → **in place**;
+* no run migrated, but a sample of another keyed table's nodes are the
+  exported nodes (same element id and ``id``) → **in place**;
 * the sampled WorkflowRuns' ids are legacy Workflows here, none a
   WorkflowRun, but other nodes (another copy of the exported database) →
   refuse: writing a replay into a legacy graph would add a second node per run;
@@ -115,9 +117,16 @@ def detect_mode(
                 hint="export and transform this database again, then load",
             )
     keyed = [t for t in stage.tables("node") if t.key == ("id",) and t.rows]
-    if keyed and stage.stage != "transform":
+    if keyed:
         rows = _sample(stage, keyed[0])
         same = schema.found_by_element_id(driver, database, rows, [keyed[0].name])
+        no_runs = runs is None or not runs.rows
+        if rows and same == len(rows) and stage.stage == "transform" and no_runs:
+            # Nothing migrated (every run rejected, say): the other nodes prove the source.
+            return Target(
+                IN_PLACE,
+                f"{same}/{len(rows)} sampled {keyed[0].name} nodes are the exported nodes",
+            )
         if rows and same == len(rows):
             raise StageError(
                 f"this database is the source of the {stage.stage} stage {stage.path}: "
