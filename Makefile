@@ -120,3 +120,17 @@ report-check: install ## Render the report in headless Chromium (apt-installs it
 	$(ETL) report --export $(EXPORT_DIR) --transform $(TRANSFORM_DIR) --load $(LOAD_DIR) \
 		--out $(REPORT_HTML) --screenshot $(REPORT_HTML:.html=.png)
 	$(BIN)/pytest -q -p no:cacheprovider tests/test_report.py -k "chromium or browser"
+
+# test-compat: the pipeline on each Neo4j version our users run (README "Configuration").
+.PHONY: test-compat
+COMPAT_VERSIONS ?= 5.26.3 5.26.30 2026.08.1
+COMPAT_REPORT ?= data/compat/report.json
+
+$(VENV)/.java21: $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,java21]'
+	touch $@
+
+test-compat: install $(VENV)/.java21 ## Seed, pipeline, online/offline round trips and restore on each of COMPAT_VERSIONS
+	@rm -f $(COMPAT_REPORT)
+	ETL_COMPAT_VERSIONS="$(COMPAT_VERSIONS)" ETL_COMPAT_REPORT=$(COMPAT_REPORT) $(BIN)/pytest -q -p no:cacheprovider tests/test_compat.py
+	@cat $(COMPAT_REPORT)

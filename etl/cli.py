@@ -63,13 +63,55 @@ def handle_errors(fn: F) -> F:
         except EtlError as e:
             if debug:  # the traceback, then the same exit code as without --debug
                 click.echo(traceback.format_exc(), err=True, nl=False)
+            _name_missing_stage_writer(ctx, e)
             click.echo(f"Error: {e}", err=True)
             ctx.exit(int(e.exit_code))
         except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
+            click.echo(_interrupted(ctx), err=True)
             ctx.exit(int(ExitCode.INTERRUPTED))
 
     return wrapper  # type: ignore[return-value]
+
+
+#: (command, parameter) → the hint for a stage it names that is missing: what writes it.
+_MISSING_STAGE_HINTS = {
+    ("transform", "in_dir"): "run `etl export` first, or pass an export with --in",
+    ("load", "in_dir"): "run `etl transform` first, or pass a transform stage with --in",
+    ("plan", "in_dir"): "run `etl transform` first, or pass a transform stage with --in",
+    ("validate", "in_dir"): "run `etl transform` first, or pass a transform stage with --in",
+    ("diff", "a"): "run `etl export` first, or pass two stage directories that exist",
+    ("diff", "b"): "run `etl export` first, or pass two stage directories that exist",
+    ("restore", "backup_dir"): "make one with `etl backup` (`etl backup --list` shows them)",
+    ("report", "export_dir"): "run `etl export` first, or pass an export with --export",
+    ("report", "transform_dir"): "run `etl transform` first, or pass one with --transform",
+}
+
+
+def _name_missing_stage_writer(ctx: click.Context, error: EtlError) -> None:
+    """A missing stage's hint names the command that writes it, for the command at hand."""
+    stage = sys.modules.get("etl.stage")  # loaded: only etl.stage raises StageMissing
+    if stage is None or not isinstance(error, stage.StageMissing) or error.previous:
+        return
+    for (command, param), hint in _MISSING_STAGE_HINTS.items():
+        value = ctx.params.get(param)
+        if command == ctx.command.name and value is not None and Path(value) == error.path:
+            error.hint = hint
+            return
+
+
+def _interrupted(ctx: click.Context) -> str:
+    """What Ctrl-C leaves: an online load keeps its ledger, and --resume continues it."""
+    params = ctx.params
+    if (
+        ctx.command.name == "load"
+        and params.get("mode") == "online"
+        and not (params.get("dry_run") or params.get("rollback"))
+    ):
+        return (
+            "Interrupted: the batches committed so far are in the ledger; run the same "
+            "`etl load` with --resume to continue it (or --restart to start over)."
+        )
+    return "Interrupted."
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -107,16 +149,23 @@ def db() -> None:
 
 @db.command("start")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for Bolt.")
+@click.option(
+    "--tls/--no-tls",
+    default=None,
+    help="Serve Bolt over TLS only, with a self-signed certificate (bolt+ssc://); "
+    "the home remembers it (ETL_NEO4J_TLS).",
+)
 @pass_ctx
 @handle_errors
-def db_start(obj: Context, timeout: float) -> None:
+def db_start(obj: Context, timeout: float, tls: bool | None) -> None:
     """Fetch the Neo4j jars (first time) and start the server; no-op if it runs.
 
-    Example: etl db start
+    Examples: etl db start
+              ETL_NEO4J_VERSION=5.26.3 etl db start --tls
     """
     from etl import localdb
 
-    st = localdb.start(obj.settings(), timeout=timeout)
+    st = localdb.start(obj.settings(tls=tls), timeout=timeout)
     obj.emit(
         {"running": st.running, "pid": st.pid, "uri": st.uri},
         f"Neo4j {st.version} running at {st.uri} (pid {st.pid})",
@@ -152,6 +201,7 @@ def db_status(obj: Context) -> None:
 
     settings = obj.settings()
     st = localdb.status(settings)
+    settings = localdb.server_settings(settings)  # the home's server, whatever NEO4J_URI says
     data: dict[str, Any] = {
         "running": st.running,
         "pid": st.pid,
@@ -166,6 +216,8 @@ def db_status(obj: Context) -> None:
     if settings.password is not None:
         data["password"] = settings.password.reveal()
     lines = [f"{k:>9}: {v}" for k, v in data.items()]
+    if st.note:
+        lines.append(f"note: {st.note}")
     if st.port_in_use_by_other:
         lines.append(f"note: port {settings.bolt_port} is used by another process")
     obj.emit(data, "\n".join(lines))
@@ -301,6 +353,13 @@ def transform(
         reporter=obj.reporter(),
     )
     where = "(dry run: nothing written)" if dry_run else f"→ {result.out_dir}"
+    if result.report.get("nothing_to_migrate"):
+        where = (
+            f"{out_dir} holds the stage that was applied; left as it is (`etl load` has "
+            "nothing to do)"
+            if result.out_dir is not None
+            else f"nothing written to {out_dir}"
+        )
     obj.emit(result.report, f"{stage.summarize(result.report)}\n{where}")
     if strict and sum((result.report.get("rejected") or {}).values()):
         sys.exit(int(ExitCode.VALIDATION))
@@ -523,8 +582,11 @@ def restore(
 ) -> None:
     """Replay a backup (from `etl backup`) into a fresh database, then prove it.
 
-    Refuses a non-empty database unless --replace. After the replay the database is
-    exported again and diffed against the backup: anything but identical exits 3.
+    Refuses a non-empty database unless --replace. Before anything is wiped or
+    written, every value of the backup is checked against what the replay can write
+    (a value it cannot is named, and nothing is touched). After the replay the
+    database is exported again and diffed against the backup: anything but
+    identical exits 3.
 
     Examples: etl restore backups/20261124_160000
               etl restore backups/20261124_160000 --mode offline --replace
@@ -604,8 +666,8 @@ def diff(
 ) -> None:
     """Compare two stage directories table by table (added, removed, changed, schema drift).
 
-    Exit codes: 0 identical, 1 differences found, 2 usage error or an input
-    that is missing or fails verification.
+    Exit codes: 0 identical, 1 differences found, 2 usage error, 3 an input
+    that is missing or fails verification (as for every command).
 
     \b
     Example:
@@ -625,11 +687,10 @@ def diff(
             compare_element_ids=compare_element_ids,
             reporter=obj.reporter(),
         )
-    except EtlError as e:  # for diff, an unverifiable input is a usage error (exit 2), not 3
-        if obj.debug:
-            raise
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(int(ExitCode.USAGE))
+    except EtlError as e:  # exit 1 means "differences" here: a failure that would be 1 is 2
+        if e.exit_code == ExitCode.FAILURE:
+            e.exit_code = ExitCode.USAGE
+        raise
     data = result.to_json()
     obj.emit(data, render(data, rich=sys.stdout.isatty()))
     sys.exit(int(ExitCode.OK if result.identical else ExitCode.FAILURE))
@@ -776,26 +837,20 @@ def validate(obj: Context, /, **options: Any) -> None:
 @click.option(
     "--export",
     "export_dir",
-    default="data/export",
-    show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Export stage.",
+    help="Export stage (must exist).  [default: data/export, when there is one]",
 )
 @click.option(
     "--transform",
     "transform_dir",
-    default="data/transform",
-    show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Transform stage.",
+    help="Transform stage (must exist).  [default: data/transform, when there is one]",
 )
 @click.option(
     "--load",
     "load_dir",
-    default="data/load",
-    show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Load ledger directory.",
+    help="Load ledger directory (may not exist yet).  [default: data/load]",
 )
 @click.option(
     "--out",
@@ -813,9 +868,9 @@ def validate(obj: Context, /, **options: Any) -> None:
 @handle_errors
 def report(
     obj: Context,
-    export_dir: Path,
-    transform_dir: Path,
-    load_dir: Path,
+    export_dir: Path | None,
+    transform_dir: Path | None,
+    load_dir: Path | None,
     out: Path,
     screenshot: Path | None,
 ) -> None:

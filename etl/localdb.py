@@ -7,7 +7,9 @@ Layout (both folders git-ignored):
     .neo4j/home/password                generated password (mode 0600) unless NEO4J_PASSWORD is set
 
 The server runs the same entry point as the distribution's `bin/neo4j console`
-(``org.neo4j.server.CommunityEntryPoint``), on 127.0.0.1 only.
+(read from the version's jar, ``etl.localdb_java``), on 127.0.0.1 only, on a Java
+found for that version; its conf (``etl.localdb_conf``) records the port, version
+and TLS setting it was started with.
 """
 
 from __future__ import annotations
@@ -21,18 +23,29 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from etl.errors import LocalServerError
 from etl.graph import admin
+from etl.localdb_conf import read_home, write_config
+from etl.localdb_java import entry_point, find_java, required_java
 from etl.pids import pid_alive
-from etl.settings import PROJECT_ROOT, Settings
+from etl.settings import PROJECT_ROOT, Secret, Settings, local_uri
 
 POM = PROJECT_ROOT / "tools" / "neo4j" / "pom.xml"
-ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
 ADMIN_TOOL = "org.neo4j.cli.AdminTool"
 START_TIMEOUT_S = 120.0
+#: What the distribution's neo4j.conf and neo4j-admin give every JVM (the jars name the
+#: same list, ConfigFileMigrator): the calendar releases' importer stops without
+#: java.nio ("DirectByteBuffer is not available"); 5.26 ran without, and runs with.
+JVM_OPENS = (
+    "--add-opens=java.base/java.nio=ALL-UNNAMED",
+    "--add-opens=java.base/java.io=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens=java.base/java.util.concurrent=ALL-UNNAMED",
+    "--enable-native-access=ALL-UNNAMED",
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,9 @@ class ServerStatus:
     home: Path
     version: str
     port_in_use_by_other: bool = False
+    #: The port the home's running server listens on (its conf), maybe not the asked one.
+    port: int = 0
+    note: str | None = None
 
 
 def lib_dir(settings: Settings) -> Path:
@@ -98,37 +114,11 @@ def install(settings: Settings) -> Path:
     )
 
 
-def write_config(settings: Settings) -> Path:
-    """A minimal neo4j.conf: unknown keys stop the server, so keep only what matters."""
-    home = settings.local_home
-    for sub in ("conf", "data", "logs", "plugins", "run", "import"):
-        (home / sub).mkdir(parents=True, exist_ok=True)
-    conf = home / "conf" / "neo4j.conf"
-    conf.write_text(
-        "\n".join(
-            [
-                "# Written by `etl db start`; edit the ETL_NEO4J_* settings instead.",
-                "server.default_listen_address=127.0.0.1",
-                "server.default_advertised_address=127.0.0.1",
-                "server.bolt.enabled=true",
-                f"server.bolt.listen_address=127.0.0.1:{settings.bolt_port}",
-                "server.http.enabled=false",
-                "server.https.enabled=false",
-                "dbms.security.auth_enabled=true",
-                f"server.memory.pagecache.size={settings.pagecache}",
-                "dbms.memory.transaction.total.max=4g",
-                "db.transaction.timeout=0",
-                # A local server is a scratch copy: keep two rotated transaction
-                # log files, not Neo4j's default two days (a few seeds and loads
-                # filled 37 GiB of logs on a 1.2 GiB store).
-                "db.tx_log.rotation.retention_policy=2 files",
-                "dbms.usage_report.enabled=false",
-                f"server.directories.import={home / 'import'}",
-                "",
-            ]
-        )
-    )
-    return conf
+def java_for(settings: Settings) -> str:
+    """The `java` that runs this version's server and neo4j-admin (jars installed)."""
+    lib = lib_dir(settings)
+    need = required_java(lib, settings.neo4j_version)
+    return find_java(need, configured=settings.java, version=settings.neo4j_version)
 
 
 def _classpath(settings: Settings) -> str:
@@ -143,7 +133,8 @@ def _is_our_server(pid: int, settings: Settings) -> bool:
     except OSError:
         return True  # no /proc to ask: trust the pid file
     args = [a.decode(errors="replace") for a in cmdline]
-    return ENTRY_POINT in args and f"--home-dir={settings.local_home}" in args
+    main = any(a.startswith("org.neo4j.server.") for a in args)
+    return main and f"--home-dir={settings.local_home}" in args
 
 
 def _read_pid(settings: Settings) -> int | None:
@@ -188,27 +179,46 @@ def start(settings: Settings, *, timeout: float = START_TIMEOUT_S) -> ServerStat
     """Start the local server and wait until Bolt answers; a no-op if it already runs."""
     pid = _read_pid(settings)
     if pid is not None:
-        return status(settings)
+        st = status(settings)
+        if st.port != settings.bolt_port:
+            raise LocalServerError(
+                f"the server of {settings.local_home} already runs, on port {st.port}, "
+                f"not {settings.bolt_port}",
+                hint="`etl db stop` first to move it to the new port, or unset "
+                "ETL_NEO4J_BOLT_PORT to use it where it is",
+            )
+        if st.uri != settings.local_uri:
+            raise LocalServerError(
+                f"the server of {settings.local_home} already runs "
+                + ("with" if st.uri.startswith("bolt+ssc") else "without")
+                + " TLS",
+                hint="`etl db stop` first to start it "
+                + ("without" if not settings.tls else "with")
+                + " TLS (--tls/--no-tls, ETL_NEO4J_TLS)",
+            )
+        return st
     if _port_open(settings.bolt_port):
         raise LocalServerError(
             f"port {settings.bolt_port} on 127.0.0.1 is already taken by another process",
             hint="stop that process, or choose another port with ETL_NEO4J_BOLT_PORT",
         )
     install(settings)
+    java = java_for(settings)
     password = _ensure_password(settings)
     write_config(settings)
     home = settings.local_home
     log = (home / "logs" / "console.log").open("ab")
     cmd = [
-        "java",
+        java,
         f"-Xms{settings.heap}",
         f"-Xmx{settings.heap}",
         "-XX:+UseG1GC",
         "-XX:+ExitOnOutOfMemoryError",
+        *JVM_OPENS,
         "-Dfile.encoding=UTF-8",
         "-cp",
         _classpath(settings),
-        ENTRY_POINT,
+        entry_point(lib_dir(settings), settings.neo4j_version),
         f"--home-dir={home}",
         f"--config-dir={home / 'conf'}",
         "--console-mode",
@@ -224,7 +234,7 @@ def start(settings: Settings, *, timeout: float = START_TIMEOUT_S) -> ServerStat
     log.close()
     _pid_file(settings).write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + timeout
-    uri = f"bolt://127.0.0.1:{settings.bolt_port}"
+    uri = settings.local_uri
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             _pid_file(settings).unlink(missing_ok=True)
@@ -276,14 +286,43 @@ def _reap(pid: int) -> None:
 
 
 def status(settings: Settings) -> ServerStatus:
+    """The home's server: running or not, and where it really listens (its conf's port)."""
     pid = _read_pid(settings)
+    record = read_home(settings.local_home)
+    port, tls = settings.bolt_port, settings.tls
+    note = None
+    if pid is not None and record is not None and record.bolt_port is not None:
+        port, tls = record.bolt_port, record.tls
+        if port != settings.bolt_port:
+            note = (
+                f"the server of {settings.local_home} listens on port {port} (its conf), "
+                f"not on {settings.bolt_port} (ETL_NEO4J_BOLT_PORT)"
+            )
     return ServerStatus(
         running=pid is not None,
         pid=pid,
-        uri=f"bolt://127.0.0.1:{settings.bolt_port}",
+        uri=local_uri(port, tls=tls),
         home=settings.local_home,
-        version=settings.neo4j_version,
+        version=(record.neo4j_version if pid and record else None) or settings.neo4j_version,
         port_in_use_by_other=pid is None and _port_open(settings.bolt_port),
+        port=port,
+        note=note,
+    )
+
+
+def server_settings(settings: Settings) -> Settings:
+    """Settings that talk to this home's own server, whatever NEO4J_URI names."""
+    st = status(settings)
+    password = settings.password if settings.uri_is_local else None
+    if password is None and settings.password_file.is_file():
+        password = Secret(settings.password_file.read_text().strip())
+    return replace(
+        settings,
+        uri=st.uri,
+        bolt_port=st.port,
+        tls=st.uri.startswith("bolt+ssc"),
+        uri_is_local=True,
+        password=password if password is not None else settings.password,
     )
 
 
@@ -319,7 +358,8 @@ def admin_command(
     env = dict(os.environ)
     env["NEO4J_HOME"] = str(settings.local_home)
     env["NEO4J_CONF"] = str(settings.local_home / "conf")
-    cmd = ["java", f"-Xmx{heap}", "-cp", _classpath(settings), ADMIN_TOOL, *args]
-    return subprocess.run(
-        cmd, cwd=settings.local_home, env=env, capture_output=True, text=True, check=False
-    )
+    java = java_for(settings)
+    cmd = [java, f"-Xmx{heap}", *JVM_OPENS, "-cp", _classpath(settings), ADMIN_TOOL, *args]
+    # The caller's working directory, as for `neo4j-admin` itself: relative paths in
+    # ARGS (`etl load --mode offline --ledger-dir data/load`) are the caller's.
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)

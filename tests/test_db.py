@@ -12,6 +12,8 @@ from click.testing import CliRunner
 from etl import localdb
 from etl.cli import cli
 from etl.errors import ExitCode, LocalServerError
+from etl.graph.connection import open_driver
+from etl.graph.schema import node_total
 from etl.settings import Settings, load_settings
 from tests.conftest import free_port
 
@@ -152,3 +154,101 @@ def test_a_stale_pid_file_naming_another_process_is_not_a_running_server(tmp_pat
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "etl-neo4j.pid").write_text(f"{os.getpid()}\n")  # this pytest
     assert localdb.status(settings).running is False
+
+
+def test_the_home_remembers_its_port(tmp_path: Path, neo4j_settings: Settings, driver: Any) -> None:
+    """The port set only in the shell that started the server is read back from the home.
+
+    Another shell (no ETL_NEO4J_BOLT_PORT, or one naming another server: here the
+    session's test server) still finds it for `db status`, and `load --mode offline
+    --home H` counts H's own database, not the other server's.
+    """
+    home = tmp_path / "home"
+    port = free_port()
+    settings = load_settings(
+        {"local_home": str(home), "bolt_port": port}, environ={}, env_file=tmp_path / "none"
+    )
+    runner = CliRunner()
+    started = _env(settings)
+    try:
+        assert runner.invoke(cli, ["db", "start"], env=started).exit_code == 0
+        pid = localdb.status(settings).pid
+        password = (home / "password").read_text().strip()
+        expected = [
+            "  running: True",
+            f"      pid: {pid}",
+            f"      uri: bolt://127.0.0.1:{port}",
+            f"     home: {home}",
+            f"     data: {home / 'data'}",
+            f"  version: {settings.neo4j_version} community",
+            f" password: {password}",
+        ]
+        other_shell = {**started, "ETL_NEO4J_BOLT_PORT": ""}
+        st = runner.invoke(cli, ["db", "status"], env=other_shell)
+        assert (st.exit_code, st.output.splitlines()) == (0, expected)
+        wrong = {**started, "ETL_NEO4J_BOLT_PORT": str(neo4j_settings.bolt_port)}
+        st = runner.invoke(cli, ["db", "status"], env=wrong)
+        assert (st.exit_code, st.output.splitlines()) == (
+            0,
+            [
+                *expected,
+                f"note: the server of {home} listens on port {port} (its conf), "
+                f"not on {neo4j_settings.bolt_port} (ETL_NEO4J_BOLT_PORT)",
+            ],
+        )
+        # NEO4J_URI names another server: `db status` still describes this home's own.
+        assert neo4j_settings.password is not None
+        elsewhere = {
+            **other_shell,
+            "NEO4J_URI": neo4j_settings.uri,
+            "NEO4J_PASSWORD": neo4j_settings.password.reveal(),
+        }
+        st = runner.invoke(cli, ["db", "status"], env=elsewhere)
+        assert (st.exit_code, st.output.splitlines()) == (0, expected)
+        moved = runner.invoke(cli, ["db", "start"], env=wrong)
+        assert (moved.exit_code, moved.stderr) == (
+            ExitCode.FAILURE,
+            f"Error: the server of {home} already runs, on port {port}, not "
+            f"{neo4j_settings.bolt_port}\n  hint: `etl db stop` first to move it to the new "
+            "port, or unset ETL_NEO4J_BOLT_PORT to use it where it is\n",
+        )
+        seeded = runner.invoke(cli, ["seed", "--workflows", "3"], env=other_shell)
+        assert seeded.exit_code == 0, seeded.output
+        exported = runner.invoke(cli, ["export", "--out", str(tmp_path / "x")], env=other_shell)
+        assert exported.exit_code == 0, exported.output
+        with open_driver(localdb.server_settings(settings)) as own:
+            nodes = node_total(own, settings.database)
+        default_shell = {**wrong, "ETL_NEO4J_HOME": ""}
+        offline = runner.invoke(
+            cli,
+            ["load", "--mode", "offline", "--home", str(home), "--in", str(tmp_path / "x")],
+            env=default_shell,
+        )
+        assert offline.exit_code == ExitCode.FAILURE, offline.output
+        assert offline.stderr.startswith(
+            f"Error: the database 'neo4j' in {home} holds {nodes:,} nodes; an offline import "
+            "replaces the whole database\n"
+        )
+        assert localdb.status(settings).pid == pid  # left running, untouched
+        assert localdb.status(neo4j_settings).running  # the other server too
+    finally:
+        localdb.stop(settings)
+
+
+def test_neo4j_admin_reads_relative_paths_from_the_callers_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `neo4j-admin` itself: `etl load --mode offline --ledger-dir data/load` passes
+    the importer paths relative to where the user stands, not to the home."""
+    settings = load_settings(
+        {"local_home": str(tmp_path / "home"), "bolt_port": free_port()},
+        environ={},
+        env_file=tmp_path / "none",
+    )
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "nodes.csv").write_text("id:ID,:LABEL\na,Thing\n")
+    monkeypatch.chdir(tmp_path)
+    args = ["database", "import", "full", "neo4j", "--nodes=in/nodes.csv"]
+    proc = localdb.admin_command(settings, [*args, "--overwrite-destination=true"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "IMPORT DONE" in proc.stdout + proc.stderr
