@@ -266,7 +266,7 @@ def run_offline(
     work.mkdir(parents=True)
     reporter.info(f"Writing the importer's input files into {work / 'input'}")
     t0 = time.perf_counter()
-    files = write_import_files(stage, keys, work / "input")
+    files = write_import_files(stage, keys, work / "input", version=settings.neo4j_version)
     prepare_s = time.perf_counter() - t0
     for item in files.residual():
         reporter.info(

@@ -55,10 +55,14 @@ from etl.graph.params import SOURCE_ID, prop_name
 from etl.load_input import StageInput, TableInfo, batches
 from etl.load_rels import with_modes
 from etl.load_steps import REPLAY, Keys, property_columns
+from etl.localdb_versions import MEASURED, ImportCapabilities, import_capabilities
 
 ARRAY_DELIMITER = "\x1f"
 FIX_PROP = "_etl_offline_fix"
 READ_BATCH = 65_536
+
+#: The importer's capabilities when no version is named (the newest measured).
+NEWEST = MEASURED[-1][1]
 
 
 @dataclass
@@ -211,14 +215,32 @@ class _Writer:
             self.writer.close()
 
 
-def _kinds(table: TableInfo, schema: pa.Schema) -> tuple[dict[str, str], dict[str, str | None]]:
+def _kinds(
+    table: TableInfo, schema: pa.Schema, caps: ImportCapabilities
+) -> tuple[dict[str, str], dict[str, str | None]]:
     """Each property column's kind (see ``_column_kind``) and each DateTime column's zone."""
     zones = _zones(table, schema)
     kinds = {
-        name: _column_kind(schema.field(name), table.tagged, zones.get(name))
+        name: _for_version(
+            _column_kind(schema.field(name), table.tagged, zones.get(name)),
+            schema.field(name),
+            caps,
+        )
         for name in property_columns(schema)
     }
     return kinds, zones
+
+
+def _for_version(kind: str, field_: pa.Field, caps: ImportCapabilities) -> str:
+    """``kind``, or ``residual`` where this version's importer loses it (etl.localdb_versions)."""
+    prop = prop_name(field_.name)
+    lost = (
+        (kind == "strings" and not caps.native_string_lists)
+        or (kind in ("long[]", "double[]") and not caps.joined_number_lists)
+        or (pa.types.is_date32(field_.type) and not caps.native_dates)
+        or (("(" in prop or ")" in prop) and not caps.parentheses_in_names)
+    )
+    return "residual" if lost else kind
 
 
 def _frame(batch: pa.Table, kinds: dict[str, str]) -> pl.DataFrame:
@@ -278,10 +300,15 @@ def _check_labels(frame: pl.DataFrame, table: TableInfo) -> None:
 
 
 def write_nodes(
-    stage: StageInput, table: TableInfo, keys: Keys, out: ImportTable, group: str
+    stage: StageInput,
+    table: TableInfo,
+    keys: Keys,
+    out: ImportTable,
+    group: str,
+    caps: ImportCapabilities = NEWEST,
 ) -> None:
     path = stage.path / table.path
-    kinds, zones = _kinds(table, pq.read_schema(path))
+    kinds, zones = _kinds(table, pq.read_schema(path), caps)
     writer = _Writer(out.file)
     offset = 0
     try:
@@ -335,11 +362,16 @@ def _endpoint_ids(
 
 
 def write_relationships(
-    stage: StageInput, table: TableInfo, keys: Keys, files: ImportFiles, directory: Path
+    stage: StageInput,
+    table: TableInfo,
+    keys: Keys,
+    files: ImportFiles,
+    directory: Path,
+    caps: ImportCapabilities = NEWEST,
 ) -> None:
     """One import file per (start label, end label): the ID group is in the header."""
     path = stage.path / table.path
-    kinds, zones = _kinds(table, pq.read_schema(path))
+    kinds, zones = _kinds(table, pq.read_schema(path), caps)
     outs: dict[tuple[str, str], tuple[ImportTable, _Writer]] = {}
     offset = 0
     try:
@@ -373,17 +405,24 @@ def write_relationships(
             writer.close()
 
 
-def write_import_files(stage: StageInput, keys: Keys, directory: Path) -> ImportFiles:
-    """Every node and relationship table of ``stage`` as import files in ``directory``."""
+def write_import_files(
+    stage: StageInput, keys: Keys, directory: Path, *, version: str | None = None
+) -> ImportFiles:
+    """Every node and relationship table of ``stage`` as import files in ``directory``.
+
+    ``version`` is the Neo4j version of the importer: columns its Parquet reader
+    loses (``etl.localdb_versions``) are left to the online fix-up.
+    """
+    caps = import_capabilities(version) if version else NEWEST
     directory.mkdir(parents=True, exist_ok=True)
     files = ImportFiles()
     for n, table in enumerate(stage.tables("node")):
         files.groups[table.name] = f"g{n}"
         out = ImportTable(table, directory / f"n{n}.parquet")
         files.nodes.append(out)
-        write_nodes(stage, table, keys, out, files.groups[table.name])
+        write_nodes(stage, table, keys, out, files.groups[table.name], caps)
     for table in stage.tables("relationship"):
-        write_relationships(stage, table, keys, files, directory)
+        write_relationships(stage, table, keys, files, directory, caps)
     return files
 
 

@@ -36,3 +36,23 @@ def test_5_26_3_takes_no_list_column() -> None:
     caps = import_capabilities("5.26.3")
     assert not caps.any_lists
     assert import_capabilities("5.26.30").any_lists
+
+
+def test_the_import_files_leave_to_the_fix_up_what_a_version_loses() -> None:
+    """5.26.3 loses lists, dates and ``(…)`` in names: those columns go residual there only."""
+    import pyarrow as pa
+
+    from etl.offline_files import _for_version
+
+    old, pinned = import_capabilities("5.26.3"), import_capabilities("5.26.30")
+    cases = [
+        ("strings", pa.field("tags", pa.list_(pa.string()))),
+        ("long[]", pa.field("sizes", pa.list_(pa.int64()))),
+        ("native", pa.field("born", pa.date32())),
+        ("string", pa.field("MATCH (n) DETACH DELETE n //", pa.string())),
+    ]
+    for kind, field_ in cases:
+        assert _for_version(kind, field_, old) == "residual", field_
+        assert _for_version(kind, field_, pinned) == kind, field_
+    plain = pa.field("title", pa.string())
+    assert _for_version("string", plain, old) == "string"
