@@ -55,7 +55,7 @@ from etl.graph.write import (
 )
 from etl.load_input import StageInput, batch_digest, open_input, stage_error_for
 from etl.load_ledger import LEDGER, Ledger, archive, open_ledger, plan_ledger, write_report
-from etl.load_steps import IN_PLACE, Step, build_steps, find_keys
+from etl.load_steps import IN_PLACE, REPLAY, Step, build_steps, find_keys
 from etl.load_target import (
     Target,
     deferred_schema,
@@ -95,6 +95,7 @@ def run_load(
     export_dir: Path | None = None,
     workers: int = DEFAULT_WORKERS,
     validate: bool = True,
+    values_checked: bool = False,
     reporter: Reporter | None = None,
 ) -> LoadResult:
     """Load ``in_dir`` into the configured database; see the module docstring."""
@@ -137,6 +138,11 @@ def run_load(
             keys = find_keys(stage, target.mode)
             steps = build_steps(stage, target.mode, keys, fresh=target.fresh)
             preflight(steps, batch_size)
+            if target.mode == REPLAY and not values_checked:
+                # A replay writes every table: every value that can fail is rebuilt first.
+                from etl.replay_check import check_replay
+
+                check_replay(stage, driver=driver, database=database)
             reporter.info(describe_plan(stage, target, steps, batch_size))
             load_id = (plan.state.header or {}).get("load_id") or uuid.uuid4().hex
             markers = f"{load_id}/" if target.fresh else None

@@ -126,6 +126,7 @@ def run_restore(
             ledger_dir=work_dir / "load",
             batch_size=batch_size,
             restart=True,
+            values_checked=True,  # check_replay ran above, before the wipe
             reporter=reporter,
         )
         load_report, validation = result.report, result.validation

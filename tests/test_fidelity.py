@@ -166,14 +166,15 @@ def test_restore_refuses_a_value_it_cannot_write_before_wiping(
     assert rows == [{"l": ["Precious"], "id": 1}]
 
 
-def test_load_of_a_value_the_server_refuses_is_one_error_line(
-    run_cli: Any, driver: Any, tmp_path: Path
+def test_load_of_a_value_the_server_refuses_is_refused_before_the_first_write(
+    run_cli: Any, driver: Any, neo4j_settings: Settings, tmp_path: Path
 ) -> None:
-    """Without the restore's check, `etl load` still fails cleanly: the batch rolled back."""
+    """A replay checks every value the server must rebuild before it writes anything."""
     backup = _bad_backup(tmp_path)
     result = run_cli("load", "--in", str(backup), "--ledger-dir", str(tmp_path / "l"))
     assert result.exit_code == 1, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    assert "the server refused a value of this batch" in errors[0]
+    assert "nodes/Thing row 1 (id 'bad')" in errors[0]
     assert "Mars/Olympus_Mons" in errors[0]
+    assert cypher(driver, neo4j_settings, "MATCH (n) WHERE NOT n:EtlLock RETURN n") == []
