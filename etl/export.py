@@ -13,12 +13,11 @@ graph: see docs/STAGE_FORMAT.md "How the export reads".
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl.errors import ConfigError, StageError, ValidationFailed
+from etl.export_labels import history_entry, keep_what_a_load_needs, wanted_labels
 from etl.extsort import SortedRuns
 from etl.graph.connection import open_driver
 from etl.graph.fetch import IdPrefixes
@@ -37,7 +37,6 @@ from etl.stage import (
     StageWriter,
     TableEntry,
     ensure_free_space,
-    manifest_sha256,
     read_manifest,
     table_file_name,
     temp_prefix,
@@ -95,7 +94,7 @@ def run_export(
         before = reader.counts()
         prefixes = reader.id_prefixes()
         history = reader.history()
-        wanted = _wanted_labels(before, labels, all_labels=all_labels, stage=stage)
+        wanted = wanted_labels(before, labels, all_labels=all_labels, stage=stage)
         priority = label_priority(wanted)
         types = _relationship_types(reader, before, priority, all_labels=all_labels)
         entities = sum(before["labels"].get(lab, 0) for lab in wanted) + sum(
@@ -144,7 +143,7 @@ def run_export(
                 "relationship_types": types,
                 "all": all_labels,
                 "concurrent_changes": changed,
-                "history": [_history_entry(h) for h in history],
+                "history": [history_entry(h) for h in history],
             }
             elapsed = time.perf_counter() - started
             rows = sum(t["rows"] for t in report["tables"].values())
@@ -157,7 +156,7 @@ def run_export(
             )
             writer.report = report
             # Read again: a load that started during the export must be seen.
-            kept = _keep_what_a_load_needs(out_dir, reader.history(), source, priority)
+            kept = keep_what_a_load_needs(out_dir, reader.history(), source, priority)
             if kept is not None:
                 report["kept_previous"] = str(kept)
                 reporter.info(
@@ -168,83 +167,6 @@ def run_export(
     report["bytes"] = sum(int(t["bytes"]) for t in read_manifest(target)["tables"])
     report["out_dir"] = str(target)
     return ExportResult(out_dir=target, report=report)
-
-
-def _wanted_labels(
-    before: dict[str, dict[str, int]],
-    labels: list[str] | None,
-    *,
-    all_labels: bool,
-    stage: str,
-) -> list[str]:
-    """The labels to export: every one (``--all``), those named, or the migration's."""
-    present = before["labels"]
-    if all_labels:
-        if not present and stage == "backup":
-            raise StageError(
-                "the database is empty: there is nothing to back up",
-                hint="check NEO4J_URI and NEO4J_DATABASE (`etl db status` for the local server)",
-            )
-        return sorted(present)
-    if labels:
-        unknown = [lab for lab in labels if lab not in present]
-        if unknown:
-            known = ", ".join(sorted(present)) or "none"
-            raise ConfigError(
-                f"no node has the label {', '.join(map(repr, unknown))} in this database "
-                f"(labels here: {known})",
-                hint="check the spelling in --labels, or export every label with --all",
-            )
-        return list(labels)
-    from etl.migrations import export_labels
-
-    return export_labels(present)
-
-
-def _history_entry(h: dict[str, Any]) -> dict[str, Any]:
-    keep = ("migration", "stage", "stage_path", "stage_sha256", "input_sha256", "mode", "state")
-    return {k: h.get(k) for k in keep} | {"at": h.get("finished_at") or h.get("started_at")}
-
-
-def _keep_what_a_load_needs(
-    out_dir: Path, history: list[dict[str, Any]], source: dict[str, Any], labels: list[str]
-) -> Path | None:
-    """Move ``out_dir`` aside (timestamped) when replacing it could lose a load's backup.
-
-    The export a transform was made from is the backup of its load: ``--resume``
-    and ``--rollback`` (and any load of that transform) read it. A new export into
-    the same directory keeps the previous one as ``<out_dir>.kept-<UTC stamp>``,
-    where a load finds it again by its manifest hash, when a load recorded in this
-    database's history was made from it, when it is the export of another
-    database, or when it predates a migration whose labels the database now has
-    (a database loaded by an older etl, or by hand, has no history to say so).
-    """
-    if not (out_dir / "manifest.json").is_file():
-        return None
-    try:
-        sha = manifest_sha256(out_dir)
-        previous = read_manifest(out_dir)
-    except (OSError, ValueError):
-        return None
-    old_source = previous.get("source") or {}
-    depended = any(
-        h.get("input_sha256") == sha and h.get("state") in ("loading", "applied", "rolling_back")
-        for h in history
-    )
-    other_database = (old_source.get("uri"), old_source.get("database")) != (
-        source.get("uri"),
-        source.get("database"),
-    )
-    from etl.migrations import DEFAULT_MIGRATION, get_migration
-
-    written = set(get_migration(DEFAULT_MIGRATION).writes)
-    migrated_since = bool(written & set(labels) - set(old_source.get("labels") or []))
-    if not (depended or other_database or migrated_since):
-        return None
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    kept = out_dir.with_name(f"{out_dir.name}.kept-{stamp}")
-    os.replace(out_dir, kept)
-    return kept
 
 
 def _relationship_types(

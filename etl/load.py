@@ -55,6 +55,7 @@ from etl.graph.write import (
 )
 from etl.load_input import StageInput, batch_digest, open_input, stage_error_for
 from etl.load_ledger import LEDGER, Ledger, archive, open_ledger, plan_ledger, write_report
+from etl.load_record import history_entry, nothing_report, preflight
 from etl.load_steps import IN_PLACE, REPLAY, Step, build_steps, find_keys
 from etl.load_target import (
     Target,
@@ -131,7 +132,7 @@ def run_load(
             release_lock(driver, database, lock)
             if plan.state.header is not None and plan.resuming:
                 archive(ledger_dir / LEDGER)  # that load finished through another ledger
-            return LoadResult(target.mode, _nothing_report(stage, target, restart), None)
+            return LoadResult(target.mode, nothing_report(stage, target, restart), None)
         if plan.note:
             reporter.info(plan.note)
         try:
@@ -160,7 +161,7 @@ def run_load(
                 "started_at": now_utc(),
             }
             # The record first: a ledger header never exists without it (see resume_target).
-            history.record_start(driver, database, _history_entry(stage, header))
+            history.record_start(driver, database, history_entry(stage, header))
             ledger = open_ledger(ledger_dir, plan, header)
             try:
                 wanted = wanted_schema(stage, keys, target.mode)
@@ -202,65 +203,6 @@ def run_load(
     report = _report(stage, target, header, stats, schema_items, after, seconds, validation)
     write_report(ledger_dir, report)
     return LoadResult(target.mode, report, validation)
-
-
-def preflight(steps: list[Step], batch_size: int) -> None:
-    """Encode the first batch of every step before anything is written.
-
-    What makes a table unloadable (an endpoint label without a node table, a key
-    column missing, a column that cannot be encoded) then fails before the first
-    write instead of after earlier steps committed: a half-applied load must
-    never be possible. One batch per step is read twice; nothing is sent.
-    """
-    for step in steps:
-        first = next(iter(step.source(batch_size)), None)
-        if first is not None:
-            step.encode(first)
-
-
-def _history_entry(stage: StageInput, header: dict[str, Any]) -> dict[str, Any]:
-    """What the database records of this load (``etl.graph.history``)."""
-    from etl import __version__
-
-    lineage = (stage.manifest.get("inputs") or [{}])[0]
-    migration = stage.manifest.get("migration") or {}
-    return {
-        "stage_sha256": stage.sha256,
-        "stage": stage.stage,
-        "stage_path": str(stage.path),
-        "migration": migration.get("name"),
-        "migration_version": migration.get("version"),
-        "migration_checksum": migration.get("checksum"),
-        "input_sha256": lineage.get("manifest_sha256") if stage.stage == "transform" else None,
-        "export_path": header.get("export"),
-        "mode": header["mode"],
-        "fresh": header["fresh"],
-        "started_at": header["started_at"],
-        "tool_version": __version__,
-        "load_id": header["load_id"],
-    }
-
-
-def _nothing_report(stage: StageInput, target: Target, restart: bool) -> dict[str, Any]:
-    note = (
-        "--restart does not load an applied stage again: roll it back first (`etl load --rollback`)"
-        if restart
-        else "`etl validate` checks the database against it again"
-    )
-    return {
-        "note": note,
-        "input": str(stage.path),
-        "input_manifest_sha256": stage.sha256,
-        "stage": stage.stage,
-        "mode": target.mode,
-        "mode_reason": target.reason,
-        "nothing_to_do": True,
-        "applied": target.done,
-        "steps": [],
-        "nodes_written": 0,
-        "relationships_written": 0,
-        "validation": None,
-    }
 
 
 def _record_schema(ledger: Ledger, reporter: Reporter, items: list[Any]) -> None:
