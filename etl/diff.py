@@ -15,17 +15,18 @@ side (``etl.diff_table`` explains how rows are matched and compared)::
 
 Two views go beyond one table at a time:
 
-* **moved**: keys removed from one node table and added to another
-  (``Workflow`` → ``WorkflowRun``), so a relabelling reads as one move rather
-  than an unrelated removal and addition;
-* **migration** (``migration="workflow-to-workflowrun"``): the migration's own
-  explanation of A → B, see ``etl.diff_migration``.
+* **moved**: keys removed from one node table and added to another (a
+  relabelling), so it reads as one move rather than an unrelated removal and
+  addition;
+* **migration** (``migration=NAME``): the migration's own explanation of
+  A → B, ``get_migration(NAME).explain_diff`` (see ``etl.diff_migration``);
+  a migration with nothing to explain adds no section.
 
 ``out`` writes the full differing rows as Parquet per table
 (``nodes/<Label>/{added,removed,changed}.parquet``, likewise for relationships
-and rejected rows), the migration's per-row explanation
-(``migration/Workflow.parquet``) and ``diff.json``, into a directory built
-under a temporary name and renamed into place, like a stage.
+and rejected rows), the files the migration's explanation writes
+(``migration/*.parquet``) and ``diff.json``, into a directory built under a
+temporary name and renamed into place, like a stage.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ from etl.diff_read import readable_pairs
 from etl.diff_rows import write_rows
 from etl.diff_table import diff_table
 from etl.errors import ConfigError
+from etl.migrations import UnknownMigration, get_migration, list_migrations
 from etl.progress import NullReporter, Reporter
 from etl.stage import manifest_sha256, verify_stage
 
@@ -200,16 +203,18 @@ def run_diff(
     return result
 
 
-def _explainer(name: str) -> Any:
-    from etl.diff_migration import EXPLAINERS
-
-    if name not in EXPLAINERS:
-        known = ", ".join(sorted(EXPLAINERS))
+def _explainer(name: str) -> Callable[..., dict[str, Any] | None]:
+    """The ``explain_diff`` of migration ``name``; a ``ConfigError`` (exit 2) if unknown."""
+    try:
+        migration = get_migration(name)
+    except UnknownMigration:
+        known = ", ".join(m.name for m in list_migrations())
         raise ConfigError(
             f"no diff explanation for migration {name!r}; known: {known}",
             hint="run `etl transform --list` for the registered migrations",
-        )
-    return EXPLAINERS[name]
+        ) from None
+    explain: Callable[..., dict[str, Any] | None] = migration.explain_diff
+    return explain
 
 
 def _derived_from(manifest_b: dict[str, Any], a: Path) -> bool:

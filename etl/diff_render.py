@@ -15,11 +15,13 @@ import shutil
 from collections.abc import Sequence
 from typing import Any
 
+from etl.migrations.figures import Figure, Row, as_figures
+
 _FOLDERS = {"node": "nodes", "relationship": "relationships", "rejected": "rejected"}
 HEADERS = ("table", "key", "A rows", "B rows", "added", "removed", "changed", "unchanged")
 
 
-def _n(value: int | None) -> str:
+def _n(value: float | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
@@ -87,59 +89,57 @@ def table_details(t: dict[str, Any]) -> list[str]:
 
 
 def migration_lines(m: dict[str, Any]) -> list[str]:
-    """The migration explanation: outcomes, property changes, relationships, samples."""
-    lines = [f"Migration {m['name']}"]
-    if not m["lineage_ok"]:
+    """A migration's explanation: its title, then each of its figures, then its samples.
+
+    The figures (``etl.migrations.figures``, in their JSON form) are printed as
+    they come: a count right-aligned after its caption (a breakdown indented
+    under it), a yes/no or a text after its caption, bar groups as one line
+    each, a table as aligned columns.
+    """
+    lines = [str(m.get("title") or f"Migration {m.get('name')}")]
+    if m.get("lineage_ok") is False:
         lines.append("  warning: B's manifest does not name A as its input (not B's export)")
-    lines.append(f"  {'legacy Workflows (A)':<32}{m['workflows_in']:>10,}")
-    lines.append(f"  {'→ WorkflowRun (B)':<32}{m['migrated']:>10,}")
-    lines.append(f"  {'→ rejected (B rejected/Workflow)':<32}{m['rejected']:>10,}")
-    for reason, n in m["rejected_by_reason"].items():
-        lines.append(f"      {reason:<28}{n:>10,}")
-    for label, key in (
-        ("unaccounted", "unaccounted"),
-        ("both migrated and rejected", "both_migrated_and_rejected"),
-        ("runs with no legacy Workflow", "runs_without_legacy_workflow"),
-    ):
-        if m[key]:
-            lines.append(f"  {label:<32}{m[key]:>10,}   ← should be 0")
-    lines.append(f"  counts add up: {'yes' if m['adds_up'] else 'NO'}")
-    p = m["properties"]
-    lines.append(f"Property changes ({p['runs_compared']:,} migrated runs)")
-    for move in p["labels"]:
-        lines.append(f"  label    {_value(move['a'])} → {_value(move['b'])}  {move['rows']:,}")
-    if p["removed"]:
-        items = ", ".join(f"{c} (had a value: {n:,})" for c, n in p["removed"].items())
-        lines.append(f"  removed  {items}")
-    if p["new"]:
-        lines.append("  new      " + ", ".join(f"{c} {n:,}" for c, n in p["new"].items()))
-    if p["changed"]:
-        lines.append("  changed  " + ", ".join(f"{c} {n:,}" for c, n in p["changed"].items()))
-    if p["kept"]:
-        lines.append("  kept     " + ", ".join(p["kept"]))
-    if p["element_id_kept"] is not None:
-        lines.append(f"  same node (element id kept): {p['element_id_kept']:,}")
-    for wtype, statuses in m["status_per_type"].items():
-        parts = ", ".join(f"{s} {n:,}" for s, n in statuses.items())
-        lines.append(f"  {wtype:<22}{parts}")
-    lines.append("Relationships")
-    head = ("type", "A", "B", "kept", "created", "removed", "relabelled")
-    body = [
-        [
-            r["type"],
-            *(
-                _n(r[k])
-                for k in ("rows_a", "rows_b", "kept", "created", "removed", "endpoint_relabelled")
-            ),
-        ]
-        for r in m["relationships"]
-    ]
-    lines += ["  " + line for line in _plain_table(head, body)]
-    for outcome, rows in m["samples"].items():
+    for figure in as_figures(m.get("figures") or []):
+        lines += figure_lines(figure)
+    for outcome, rows in (m.get("samples") or {}).items():
         lines.append(f"  {outcome}:")
         for r in rows:
             lines.append("    " + ", ".join(f"{k}={_value(v)}" for k, v in r.items()))
     return lines
+
+
+def figure_lines(figure: Figure) -> list[str]:
+    """One figure as text (see ``migration_lines``)."""
+    lines = [figure.title] if figure.title else []
+    for row in figure.rows:
+        lines.append(_row_line(row))
+    order = figure.part_order()
+    for name, counts in figure.groups:
+        parts = ", ".join(f"{p} {counts[p]:,}" for p in order if p in counts)
+        lines.append(f"  {name:<22}{parts}")
+    if figure.table is not None:
+        body = [[_cell(v) for v in r] for r in figure.table.rows]
+        lines += ["  " + line for line in _plain_table(figure.table.headers, body)]
+    return lines
+
+
+def _row_line(row: Row) -> str:
+    value = row.value
+    if isinstance(value, bool):
+        line = f"  {row.caption}: {'yes' if value else 'NO'}"
+    elif isinstance(value, int | float) or value is None:
+        indent = "  " + "    " * row.level
+        width = max(32 - 4 * row.level, 0)
+        line = f"{indent}{row.caption:<{width}}{_n(value):>10}"
+    else:
+        line = f"  {'    ' * row.level}{row.caption:<8} {value}"
+    return f"{line}   {row.note}" if row.note else line
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return _n(value)
+    return str(value)
 
 
 def _plain_table(

@@ -12,7 +12,7 @@ How one table is compared (``diff_table``), in two passes over each side::
 Both passes are Polars lazy queries run by the streaming engine. The first
 holds two integers per row instead of whole rows, and the second only the
 differing rows of one bucket, so neither side is ever held in memory whole:
-diffing two 100k-Workflow stages (5.8M rows, 1.6 GB each in memory) peaks at
+diffing two stages of 100k legacy runs (5.8M rows, 1.6 GB each in memory) peaks at
 about 0.9 GB, mostly Polars' per-pass buffers. Counts, samples and ``--out``
 files are read back from the (usually small) files of differing rows.
 
@@ -24,7 +24,7 @@ Matching rules, in order of precedence:
   endpoint whose key values are all null (its label has no property key) is
   identified by its ``_start_element_id``/``_end_element_id`` instead, which
   only matches within stages of one database.
-* **Duplicates.** Where rows share a key (duplicate Workflow ids, parallel
+* **Duplicates.** Where rows share a key (duplicate ids of a legacy label, parallel
   relationships), copies with equal compared values pair up first (as
   unchanged); the remaining copies are numbered within their key, in order of
   a hash of their values, and matched k-th to k-th (``_pair_copies``).
@@ -62,7 +62,7 @@ from etl.diff_model import (
 )
 from etl.diff_rows import summarise
 from etl.diff_values import common_dtype
-from etl.stage import KNOWN_KEYS
+from etl.migrations import known_keys
 
 
 def choose_key(pair: TablePair, common: Sequence[str]) -> list[str]:
@@ -79,7 +79,7 @@ def choose_key(pair: TablePair, common: Sequence[str]) -> list[str]:
         return ends + list(dict.fromkeys(declared))
     candidates = [
         *(side.entry.get("key") or [] for side in (pair.a, pair.b) if side is not None),
-        KNOWN_KEYS.get(pair.name, []),
+        known_keys().get(pair.name, []),
         ["id"],
         ["_element_id"],
     ]

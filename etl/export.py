@@ -30,10 +30,10 @@ from etl.extsort import SortedRuns
 from etl.graph.connection import open_driver
 from etl.graph.fetch import IdPrefixes
 from etl.graph.read import GraphReader, TablePlan, label_priority
+from etl.migrations import known_keys
 from etl.progress import NullReporter, Reporter
 from etl.settings import Settings
 from etl.stage import (
-    KNOWN_KEYS,
     StageWriter,
     TableEntry,
     ensure_free_space,
@@ -246,7 +246,7 @@ def _export_table(
     finally:
         runs.close()
     entry.extra = _manifest_extra(plan, stats)
-    if plan.kind == "node" and plan.name not in KNOWN_KEYS and stats.duplicates:
+    if plan.kind == "node" and plan.name not in known_keys() and stats.duplicates:
         entry.key, entry.extra["key_kind"] = ["_element_id"], "element_id"
     elapsed = time.perf_counter() - started
     report["tables"][path] = {

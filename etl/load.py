@@ -61,6 +61,7 @@ from etl.load_target import (
     Target,
     deferred_schema,
     detect_mode,
+    in_place_labels,
     resume_target,
     wanted_schema,
 )
@@ -165,7 +166,8 @@ def run_load(
             ledger = open_ledger(ledger_dir, plan, header)
             try:
                 wanted = wanted_schema(stage, keys, target.mode)
-                later = deferred_schema(wanted, target.mode)
+                written = in_place_labels(stage) if target.mode == IN_PLACE else ()
+                later = deferred_schema(wanted, target.mode, written)
                 schema_items = ensure_schema(
                     driver, database, [i for i in wanted if i not in later]
                 )
@@ -259,10 +261,10 @@ def _run_step(
     Node batches of one step touch disjoint nodes (distinct keys), so their
     order does not matter and concurrent transactions do not wait on each
     other. Relationship writes lock both endpoints, and concurrent batches
-    that share nodes deadlock (measured: three writers merging NEXT_EVENT
-    were slower than one, retrying deadlocks), so those steps write one batch
-    at a time while the next batch is encoded. Only this thread writes the
-    ledger, each line after its batch committed.
+    that share nodes deadlock (measured: three writers merging the
+    relationships of one chain were slower than one, retrying deadlocks), so
+    those steps write one batch at a time while the next batch is encoded.
+    Only this thread writes the ledger, each line after its batch committed.
 
     With ``markers`` (a fresh replay), each batch also creates its marker
     ``<markers><step>/<index>``; a batch whose marker exists committed in an
@@ -383,10 +385,7 @@ def describe_plan(stage: StageInput, target: Target, steps: list[Step], batch_si
     lines = [f"Loading {stage.path} ({stage.stage}) {target.mode}: {target.reason}"]
     for s in steps:
         n = -(-s.rows // batch_size) if s.rows else 0
-        extra = (
-            f"; deletes {', '.join(s.deleted_types)} of converted nodes" if s.deleted_types else ""
-        )
-        lines.append(f"  {s.name:<44}{s.rows:>12,} rows in {n:,} batches{extra}")
+        lines.append(f"  {s.name:<44}{s.rows:>12,} rows in {n:,} batches")
     return "\n".join(lines)
 
 

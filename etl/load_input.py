@@ -26,7 +26,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from etl.errors import StageError, ValidationFailed
-from etl.stage import KNOWN_KEYS, manifest_sha256, open_parquet, verify_stage
+from etl.migrations import known_keys
+from etl.stage import manifest_sha256, open_parquet, verify_stage
 
 LOADABLE_STAGES = ("transform", "export", "backup")
 
@@ -101,7 +102,7 @@ def _zone_hints(manifest: dict[str, Any] | None) -> dict[str, dict[str, str]]:
 def _table_info(t: dict[str, Any], fallback_hints: dict[str, str]) -> TableInfo:
     names = [f["name"] for f in t.get("schema", [])]
     if t["kind"] == "node":
-        key = tuple(KNOWN_KEYS.get(t["name"], ())) or tuple(
+        key = tuple(known_keys().get(t["name"], ())) or tuple(
             k for k in t.get("key") or [] if k in names
         )
         if key == ("_element_id",) or not all(k in names for k in key):

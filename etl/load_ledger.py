@@ -4,8 +4,8 @@
 
     {"t": "header", "input_manifest_sha256": …, "input": …, "target": …, "database": …,
      "mode": "in-place" | "replay", "batch_size": 5000, "started_at": …}
-    {"t": "schema", "items": [...], "created": ["etl_WorkflowRun_id_unique", …]}
-    {"t": "batch", "step": "nodes/Issue", "batch": 0, "first": 0, "rows": 5000,
+    {"t": "schema", "items": [...], "created": ["etl_<Label>_id_unique", …]}
+    {"t": "batch", "step": "nodes/<Label>", "batch": 0, "first": 0, "rows": 5000,
      "sha256": …, "committed_at": …}
     …
     {"t": "done", "finished_at": …, "counts": {…}}

@@ -30,7 +30,6 @@ class Step:
     rows: int
     source: Callable[[int], Iterator[pa.Table]]
     encode: Callable[[pa.Table], list[Item]]
-    deleted_types: tuple[str, ...] = field(default_factory=tuple)
     #: batches may be written by several transactions at once (they share no node)
     concurrent: bool = False
 

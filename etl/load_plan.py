@@ -8,8 +8,8 @@ the load would do, per label and relationship type:
 * **update** — existing nodes whose properties or labels would change, with
   how many times each property would be set to a new value, and removed;
 * **unchanged** — rows the load would find already as they should be;
-* **delete** — relationships the load deletes (``BASED_ON_ISSUE`` of a
-  converted run), and for a label, the nodes that would lose it.
+* **delete** — relationships and nodes the load deletes (exported ones the
+  stage no longer has), and for a label, the nodes that would lose it.
 
 No lock is taken and no ledger is touched. Exit code (CLI): 0 when nothing
 would change (the stage is already loaded), 1 when something would.
@@ -117,6 +117,10 @@ def run_plan(
 
 
 def _count(plan: Plan, op: NodeOp | RelOp, answers: list[dict[str, Any]]) -> None:
+    if (isinstance(op, NodeOp) and op.remove_node) or (isinstance(op, RelOp) and op.delete):
+        kind, name = ("label", op.label) if isinstance(op, NodeOp) else ("type", op.type)
+        plan.change(kind, name).delete += sum(not a["missing"] for a in answers)
+        return
     if isinstance(op, RelOp):
         c = plan.change("type", op.type)
         for a in answers:

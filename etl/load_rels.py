@@ -4,8 +4,8 @@ A relationship row finds each endpoint one of three ways (``Endpoint.match``):
 by the endpoint's key (``_start.<key>`` columns), by its source element id
 (replay, where the key is ambiguous: ``_etl_source_element_id``), or by its
 element id (in place, where the node is the exported one). The way can differ
-row by row (``BELONGS_TO_WORKFLOW`` starts at a WorkflowRun *or* a rejected
-Workflow), so a batch is split by (start label, end label, ways) into a few
+row by row (one type may start at a migrated node *or* at a rejected one),
+so a batch is split by (start label, end label, ways) into a few
 statements that all run in the batch's one transaction.
 
 Rows that share both endpoints and the type (parallel relationships) cannot be
@@ -44,7 +44,14 @@ def _endpoint_columns(schema: pa.Schema) -> list[str]:
 def _mode(side: str, keys: Keys, mode: str) -> pl.Expr:
     label, eid = pl.col(f"{side}_label"), pl.col(f"{side}_element_id")
     if mode == IN_PLACE:
-        return pl.when(eid.is_not_null()).then(pl.lit("eid")).otherwise(pl.lit("key"))
+        # A node a rollback re-created is found by its old element id (``keys.ambiguous``).
+        return (
+            pl.when(keys.is_ambiguous(label, eid))
+            .then(pl.lit("src"))
+            .when(eid.is_not_null())
+            .then(pl.lit("eid"))
+            .otherwise(pl.lit("key"))
+        )
     keyless = [lab for lab, cols in keys.columns.items() if not cols]
     src = keys.is_ambiguous(label, eid) | label.is_in(pl.Series(keyless, dtype=pl.String).implode())
     return pl.when(src).then(pl.lit("src")).otherwise(pl.lit("key"))
@@ -177,31 +184,43 @@ class _RelEncoder:
 
 
 def rel_steps(
-    stage: StageInput, table: TableInfo, keys: Keys, mode: str, *, fresh: bool = False
+    stage: StageInput,
+    table: TableInfo,
+    keys: Keys,
+    mode: str,
+    *,
+    fresh: bool = False,
+    keep: pa.Array | None = None,
 ) -> list[Step]:
     """The step of a relationship table, plus a ``#parallel`` step when it has such rows.
 
-    Fresh replays create relationships, which Neo4j locks at commit in a fixed
-    order, so several transactions may write them at once (``concurrent``);
-    merges lock while reading and deadlock each other, so they go one by one.
+    ``keep``: only these rows (a boolean mask over the table), e.g. the ones an
+    in-place load creates. Fresh replays create relationships, which Neo4j
+    locks at commit in a fixed order, so several transactions may write them at
+    once (``concurrent``); merges lock while reading and deadlock each other,
+    so they go one by one.
     """
+    import pyarrow.compute as pc
+
     encoder = _RelEncoder(stage, table, keys, mode, fresh=fresh)
     path = stage.path / table.path
+    rows = table.rows if keep is None else int(pc.sum(keep).as_py() or 0)
     mask = _parallel_mask(stage, table, keys, mode)
-    if mask is None:
+    if mask is not None and keep is not None:
+        mask = pc.and_(mask, keep)
+    if mask is None or not pc.any(mask).as_py():
         return [
             Step(
                 table.stem,
                 table,
-                table.rows,
-                lambda n: batches(path, n),
+                rows,
+                lambda n: batches(path, n, keep=keep),
                 encoder.encode,
                 concurrent=fresh,
             )
         ]
-    import pyarrow.compute as pc
 
-    single = pc.invert(mask)
+    single = pc.invert(mask) if keep is None else pc.and_(pc.invert(mask), keep)
     n_multi = int(pc.sum(mask).as_py() or 0)
 
     def parallel_source(n: int) -> Iterator[pa.Table]:
@@ -228,7 +247,7 @@ def rel_steps(
         Step(
             table.stem,
             table,
-            table.rows - n_multi,
+            rows - n_multi,
             lambda n: batches(path, n, keep=single),
             encoder.encode,
             concurrent=fresh,

@@ -1,55 +1,49 @@
-"""`etl load --rollback`: put an in-place load back to the legacy graph, from the export.
+"""`etl load --rollback`: put an in-place load back to the exported graph, from the export.
 
-The export the transform read is the backup. Rolling back an in-place load
-restores, in this order and all idempotently (a crashed rollback is simply
-run again):
+The export the transform read is the backup, and the load's change
+(``etl.load_change``, derived from the stage and that export) says what to
+undo. Rolling back restores, last phase first and all idempotently (a
+crashed rollback is simply run again):
 
-1. every node the load converted (the stage's WorkflowRun element ids) gets
-   back its legacy labels and *exactly* its exported properties
-   (``SET n = …``: ``metadata`` and ``created_at`` return with their original
-   values, zone and nanoseconds; derived properties go), and loses its
-   incoming ``HAS_RUNS``;
-2. every exported ``BASED_ON_ISSUE`` exists again between the same two nodes
-   (merged by element id, so the ones the load never removed stay single);
-3. every exported Issue gets back exactly its properties (``number`` a Float);
-4. Issues the migration created are deleted (with their ``HAS_RUNS``), unless
-   something else got attached to them meanwhile, which is reported;
-5. the loader's own constraints and indexes (``etl_*``) are dropped.
+1. relationships the load created are deleted, between the stage's endpoints;
+2. nodes the load created are deleted, unless something else got attached to
+   them meanwhile (they are then left, and counted);
+3. every node the load updated gets back its exported labels and *exactly*
+   its exported properties (``SET n = …``: removed properties return with
+   their original values, zone and nanoseconds; derived ones go);
+4. nodes the load deleted are created again from their exported rows;
+5. relationships the load deleted exist again between the same two nodes
+   (merged, so a rollback run twice leaves them single);
+6. the loader's own constraints and indexes (``etl_*``) are dropped.
 
-Only relationship *identity* cannot come back: Neo4j gives a re-created
-``BASED_ON_ISSUE`` a new element id. A replayed load created a new graph; it
-has no legacy state to return to, so its rollback is refused.
+Only *identity* of what was deleted cannot come back: Neo4j gives a re-created
+node or relationship a new element id. A replayed load created a new graph;
+it has no earlier state to return to, so its rollback is refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
 from etl.errors import StageError, ValidationFailed
 from etl.graph.connection import open_driver, server_info
 from etl.graph.history import ROLLED_BACK, ROLLING_BACK, find, read_history, record_state
-from etl.graph.params import ColumnPlan
+from etl.graph.params import SOURCE_ID, ColumnPlan
 from etl.graph.schema import counts, drop_schema, release_lock, schema_names, take_lock
 from etl.graph.write import BatchMismatch, Columns, NodeOp, RelOp, statement, write_batch
+from etl.load_change import CREATE, stage_change
 from etl.load_input import StageInput, batches, stage_error_for
 from etl.load_ledger import LEDGER, Ledger, read_state
+from etl.load_model import Step
 from etl.load_rels import rel_steps
-from etl.load_steps import (
-    IN_PLACE,
-    REPLACED_TYPES,
-    SOURCE_LABEL,
-    TARGET_LABEL,
-    Keys,
-    node_op,
-    node_rows,
-    table_plans,
-)
+from etl.load_steps import IN_PLACE, Keys, node_op, node_rows, table_plans
 from etl.progress import NullReporter, Reporter
 from etl.settings import Settings
 from etl.stage import now_utc
@@ -187,51 +181,84 @@ def _node_step(
     return name, source, encode
 
 
+def _as_deletes(step: Step, batch_size: int) -> RollbackStep:
+    """A load's relationship step turned into deleting what it created, pair by pair."""
+
+    def encode(batch: pa.Table) -> Items:
+        return [
+            (replace(op, delete="ends", multi=False, plans=()), cols)
+            for op, cols in step.encode(batch)
+            if isinstance(op, RelOp)
+        ]
+
+    return f"{step.name} (created)", step.source(batch_size), encode
+
+
+def _eids(path: Path) -> pl.Series:
+    return pl.read_parquet(path, columns=["_element_id"])["_element_id"].cast(pl.String)
+
+
 def _steps(stage: StageInput, export: StageInput, batch_size: int) -> list[RollbackStep]:
+    """The inverse of the load's change (``etl.load_change``), last phase first."""
+    change = stage_change(stage)
     steps: list[RollbackStep] = []
-    runs = stage.table(f"nodes/{TARGET_LABEL}")
-    legacy = export.table(f"nodes/{SOURCE_LABEL}")
-    if runs is not None and legacy is not None:
-        converted = pl.read_parquet(stage.path / runs.path, columns=["_element_id"])["_element_id"]
-        eids = pl.read_parquet(export.path / legacy.path, columns=["_element_id"])["_element_id"]
-        keep = eids.is_in(converted.implode()).to_arrow()
-        _, plans = table_plans(export.path, legacy)
+    # 1. Relationships the load created go, found between the stage's endpoints.
+    stage_keys = Keys(columns={t.name: t.key for t in stage.tables("node")})
+    for created in change.rel_creates:
+        for step in rel_steps(stage, created.table, stage_keys, IN_PLACE, keep=created.mask):
+            steps.append(_as_deletes(step, batch_size))
+    # 2. Nodes the load created go, unless something else got attached meanwhile.
+    for node in change.nodes:
+        if node.count(CREATE):
+            table = node.table
+            _, plans = table_plans(stage.path, table)
+            delete = node_op(table, plans, "key", create=False, delete_node=True)
+            keep = pc.equal(node.ops, CREATE)
+            source = batches(stage.path / table.path, batch_size, keep=keep)
+            steps.append(_node_step(f"{table.stem} (created)", source, delete, plans, None))
+    # 3. Updated nodes get back their exported labels and exactly their exported properties.
+    for node, k, exported in change.updates():
+        table = node.table
+        updated = _eids(stage.path / table.path).filter(pl.Series(node.ops) == k)
+        keep = _eids(export.path / exported.path).is_in(updated.implode()).to_arrow()
+        _, plans = table_plans(export.path, exported)
+        relabel = exported.name != table.name
         restore = node_op(
-            legacy,
+            exported,
             plans,
             "eid",
             create=False,
-            guard_labels=(SOURCE_LABEL, TARGET_LABEL),
-            add_labels=(SOURCE_LABEL,),
-            remove_labels=(TARGET_LABEL,),
+            guard_labels=tuple(dict.fromkeys((exported.name, table.name))),
+            add_labels=(exported.name,) if relabel else (),
+            remove_labels=(table.name,) if relabel else (),
             dynamic_labels=True,
             replace=True,
-            delete_in=("HAS_RUNS",),
         )
-        source = batches(export.path / legacy.path, batch_size, keep=keep)
-        steps.append(_node_step(legacy.stem, source, restore, plans, SOURCE_LABEL))
-    keys = Keys(columns={t.name: t.key for t in export.tables("node")})
-    for rel in REPLACED_TYPES:
-        table = export.table(f"relationships/{rel}")
-        if table is not None:
-            for step in rel_steps(export, table, keys, IN_PLACE):
-                steps.append((step.name, step.source(batch_size), step.encode))
-    issues = export.table("nodes/Issue")
-    if issues is not None:
-        _, plans = table_plans(export.path, issues)
-        restore_issue = node_op(
-            issues, plans, "eid", create=False, guard_labels=("Issue",), replace=True
+        source = batches(export.path / exported.path, batch_size, keep=keep)
+        steps.append(_node_step(exported.stem, source, restore, plans, exported.name))
+    # 4. Deleted nodes come back (new element ids: found by the old one until step 6).
+    recreated: dict[str, pl.Series] = {}
+    for gone in change.node_deletes:
+        table = gone.table
+        _, plans = table_plans(export.path, table)
+        again = NodeOp(
+            label=table.name, match="src", key=(), plans=tuple(plans), dynamic_labels=True
         )
-        source = batches(export.path / issues.path, batch_size)
-        steps.append(_node_step(issues.stem, source, restore_issue, plans, None))
-    created = stage.table("nodes/Issue")
-    if created is not None and "_created" in pq.read_schema(stage.path / created.path).names:
-        flags = pl.read_parquet(stage.path / created.path, columns=["_created"])["_created"]
-        _, plans = table_plans(stage.path, created)
-        delete = node_op(
-            created, plans, "key", create=False, delete_out=("HAS_RUNS",), delete_node=True
+        source = batches(export.path / table.path, batch_size, keep=gone.mask)
+        steps.append(_node_step(f"{table.stem} (deleted)", source, again, plans, table.name))
+        old = _eids(export.path / table.path).filter(pl.Series(gone.mask))
+        recreated[table.name] = (table.name + "\x00" + old).alias("tagged")
+    # 5. Deleted relationships come back between the exported endpoints.
+    export_keys = Keys(columns={t.name: t.key for t in export.tables("node")}, ambiguous=recreated)
+    for gone in change.rel_deletes:
+        for step in rel_steps(export, gone.table, export_keys, IN_PLACE, keep=gone.mask):
+            steps.append((f"{step.name} (deleted)", step.source(batch_size), step.encode))
+    # 6. The re-created nodes lose the loader's bookkeeping property.
+    for gone in change.node_deletes:
+        table = gone.table
+        tidy = NodeOp(
+            label=table.name, match="src", key=(), plans=(), create=False, remove_props=(SOURCE_ID,)
         )
-        keep = flags.fill_null(False).to_arrow()
-        source = batches(stage.path / created.path, batch_size, keep=keep)
-        steps.append(_node_step(f"{created.stem} (created)", source, delete, plans, None))
+        source = batches(export.path / table.path, batch_size, keep=gone.mask)
+        steps.append(_node_step(f"{table.stem} (source ids)", source, tidy, [], None))
     return steps

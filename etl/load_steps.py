@@ -2,19 +2,18 @@
 
 Two ways to apply a transform stage (docs/MIGRATION.md, "The target"):
 
-* **in place** — the database is the one exported. Only what the migration
-  changed is written: Issues get an integer ``number`` (found by element id)
-  or are created (``_created``); each migrated Workflow *becomes* its
-  WorkflowRun (same node: labels swapped, derived properties set, ``metadata``
-  and ``created_at`` removed, its ``BASED_ON_ISSUE`` deleted); ``HAS_RUNS`` is
-  merged. Events, plans and their relationships are the same nodes and need
-  nothing; rejected Workflows are not touched.
+* **in place** — the database is the one exported. Only what the stage
+  changes is written (``etl.load_change`` derives it from the stage and its
+  export): nodes created or updated by element id (relabelled where their
+  table changed, properties the stage dropped removed), relationships
+  created, then exported relationships and nodes the stage no longer has
+  deleted. Unchanged tables are not read; rejected rows are not touched.
 * **replay** — the database is empty (or holds an earlier replay of this
   stage). Every table is merged: nodes on their key, relationships between
   endpoints found by key.
 
-Where a key cannot identify a node (a duplicate or null key: legacy graphs
-have duplicate Issues and Workflows sharing an id), replay merges on the
+Where a key cannot identify a node (a duplicate or null key: a legacy graph
+may have nodes sharing a key), replay merges on the
 source element id instead, kept in ``_etl_source_element_id``: nothing else
 can tell the copies, or the relationships of each copy, apart.
 
@@ -25,25 +24,23 @@ found up front; their rows leave the ordinary batches and load as groups in a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from etl.errors import StageError
-from etl.graph.params import ColumnPlan, encode_columns, null_counts, plan_columns, prop_name
-from etl.graph.write import Columns, NodeOp
+from etl.graph.params import ColumnPlan, encode_columns, null_counts, plan_columns
+from etl.graph.write import Columns, Endpoint, NodeOp, RelOp
+from etl.load_change import CREATE, SKIP, NodeChange, RowSet, dropped_properties, stage_change
 from etl.load_input import StageInput, TableInfo, batches, duplicated, read_columns
 from etl.load_model import IN_PLACE, REPLAY, Item, Keys, Step, property_columns
 from etl.load_rels import rel_steps
 
 __all__ = ["IN_PLACE", "REPLAY", "Item", "Keys", "Step", "build_steps", "property_columns"]
-
-#: The in-place recipe of ``workflow-to-workflowrun``: the label converted, and
-#: the relationship type the migration replaces (docs/MIGRATION.md).
-SOURCE_LABEL, TARGET_LABEL = "Workflow", "WorkflowRun"
-REPLACED_TYPES = ("BASED_ON_ISSUE",)
 
 
 def table_plans(stage_dir: Path, table: TableInfo) -> tuple[pa.Schema, list[ColumnPlan]]:
@@ -165,71 +162,119 @@ def replay_node_step(stage: StageInput, table: TableInfo, keys: Keys, *, fresh: 
     return Step(table.stem, table, table.rows, lambda n: batches(path, n), encode, concurrent=True)
 
 
-def in_place_node_steps(stage: StageInput) -> list[Step]:
-    """Issues (number → integer, or created) and the Workflow → WorkflowRun conversion."""
-    steps: list[Step] = []
-    issues = stage.table("nodes/Issue")
-    if issues is not None:
-        steps.append(_issue_step(stage, issues))
-    runs = stage.table(f"nodes/{TARGET_LABEL}")
-    if runs is not None:
-        steps.append(_convert_step(stage, runs))
-    return steps
+def _with_ops(path: Path, ops: pa.Array, keep: pa.Array, n: int) -> Iterator[pa.Table]:
+    """Batches of the kept rows, each with its rows' operation as an ``__op`` column."""
+    kept_ops = ops.filter(keep)
+    offset = 0
+    for batch in batches(path, n, keep=keep):
+        yield batch.append_column("__op", kept_ops.slice(offset, batch.num_rows))
+        offset += batch.num_rows
 
 
-def _issue_step(stage: StageInput, issues: TableInfo) -> Step:
-    _, plans = table_plans(stage.path, issues)
-    update = node_op(issues, plans, "eid", create=False, guard_labels=("Issue",))
-    create = node_op(issues, plans, "key")
-    path = stage.path / issues.path
+def in_place_node_step(stage: StageInput, change: NodeChange) -> Step:
+    """A stage node table in place: rows created on their key, or updating their exported node.
 
-    def encode(batch: pa.Table) -> list[Item]:
-        created = pl.Series(batch.column("_created").combine_chunks()).fill_null(False)
-        return [
-            (update, node_rows(_filter(batch, ~created), plans, None)),
-            (create, node_rows(_filter(batch, created), plans, None)),
-        ]
-
-    return Step(
-        issues.stem, issues, issues.rows, lambda n: batches(path, n), encode, concurrent=True
-    )
-
-
-def _convert_step(stage: StageInput, runs: TableInfo) -> Step:
-    """Each migrated Workflow node becomes its WorkflowRun: same node, new labels and values."""
-    schema, plans = table_plans(stage.path, runs)
-    legacy = stage.export_table(f"nodes/{SOURCE_LABEL}")
-    dropped: tuple[str, ...] = ()
-    if legacy is not None and stage.export_path is not None:
-        import pyarrow.parquet as pq
-
-        # The legacy properties the transform dropped (metadata, created_at) go.
-        old = property_columns(pq.read_schema(stage.export_path / legacy.path))
-        dropped = tuple(prop_name(c) for c in old if c not in schema.names)
-    convert = node_op(
-        runs,
-        plans,
-        "eid",
-        create=False,
-        guard_labels=(SOURCE_LABEL, TARGET_LABEL),
-        add_labels=(TARGET_LABEL,),
-        remove_labels=(SOURCE_LABEL,),
-        remove_props=dropped,
-        delete_out=REPLACED_TYPES,
-    )
-    path = stage.path / runs.path
+    An updated node keeps its element id; where its row is in another table than
+    the exported node's, it swaps that label for the table's, and it loses the
+    properties of its exported table that the stage table lacks.
+    """
+    table = change.table
+    _, plans = table_plans(stage.path, table)
+    create = node_op(table, plans, "key")
+    updates = []
+    for source in change.sources:
+        relabel = source.name != table.name
+        updates.append(
+            node_op(
+                table,
+                plans,
+                "eid",
+                create=False,
+                guard_labels=tuple(dict.fromkeys((source.name, table.name))),
+                add_labels=(table.name,) if relabel else (),
+                remove_labels=(source.name,) if relabel else (),
+                remove_props=dropped_properties(stage, table, source),
+            )
+        )
+    path = stage.path / table.path
+    keep = pc.not_equal(change.ops, SKIP)
 
     def encode(batch: pa.Table) -> list[Item]:
-        return [(convert, node_rows(batch, plans, None))]
+        ops = pl.Series(batch.column("__op").combine_chunks())
+        rows = batch.drop_columns(["__op"])
+        items: list[Item] = [(create, node_rows(_filter(rows, ops == CREATE), plans, None))]
+        for k, op in enumerate(updates):
+            items.append((op, node_rows(_filter(rows, ops == k), plans, None)))
+        return [item for item in items if item[1]["n"]] or items[:1]
 
     return Step(
-        runs.stem,
-        runs,
-        runs.rows,
-        lambda n: batches(path, n),
+        table.stem,
+        table,
+        change.written,
+        lambda n: _with_ops(path, change.ops, keep, n),
         encode,
-        deleted_types=REPLACED_TYPES,
+        concurrent=True,
     )
+
+
+def rel_delete_step(export_dir: Path, gone: RowSet) -> Step:
+    """Exported relationships the stage no longer has: every one of the type between the
+    two nodes, or (where the stage keeps one of them there) by element id."""
+    table = gone.table
+    by_eid = RelOp(table.name, Endpoint("", "eid"), Endpoint("", "eid"), delete="eid")
+    by_ends = RelOp(table.name, Endpoint("", "eid"), Endpoint("", "eid"), delete="ends")
+    path = export_dir / table.path
+    exact = gone.exact if gone.exact is not None else pa.array([False] * table.rows)
+    keep = gone.mask
+
+    def source(n: int) -> Iterator[pa.Table]:
+        kept_exact = exact.filter(keep)
+        offset = 0
+        for batch in batches(path, n, columns=_REL_IDS, keep=keep):
+            yield batch.append_column("__op", kept_exact.slice(offset, batch.num_rows))
+            offset += batch.num_rows
+
+    def encode(batch: pa.Table) -> list[Item]:
+        is_exact = pl.Series(batch.column("__op").combine_chunks())
+        items: list[Item] = []
+        for op, part in ((by_eid, _filter(batch, is_exact)), (by_ends, _filter(batch, ~is_exact))):
+            cols: Columns = {"n": part.num_rows, "e": part.column("_element_id").to_pylist()}
+            cols["ae"] = part.column("_start_element_id").to_pylist()
+            cols["be"] = part.column("_end_element_id").to_pylist()
+            items.append((op, cols))
+        return items
+
+    return Step(f"{table.stem} (delete)", table, gone.rows, source, encode)
+
+
+_REL_IDS = ["_element_id", "_start_element_id", "_end_element_id"]
+
+
+def node_delete_step(export_dir: Path, gone: RowSet) -> Step:
+    """Exported nodes the stage no longer has (their relationships went in an earlier step)."""
+    table = gone.table
+    _, plans = table_plans(export_dir, table)
+    op = node_op(table, plans, "eid", create=False, guard_labels=(table.name,), remove_node=True)
+    path = export_dir / table.path
+
+    def encode(batch: pa.Table) -> list[Item]:
+        return [(op, node_rows(batch, plans, None))]
+
+    source = lambda n: batches(path, n, keep=gone.mask)  # noqa: E731
+    return Step(f"{table.stem} (delete)", table, gone.rows, source, encode)
+
+
+def in_place_steps(stage: StageInput, keys: Keys) -> list[Step]:
+    """Schema aside, the phases of docs/DESIGN.md: node writes, relationship writes,
+    relationship deletes, node deletes; only what the stage changes is written."""
+    change = stage_change(stage)
+    assert stage.export_path is not None
+    steps = [in_place_node_step(stage, c) for c in change.nodes if c.written]
+    for created in change.rel_creates:
+        steps += rel_steps(stage, created.table, keys, IN_PLACE, keep=created.mask)
+    steps += [rel_delete_step(stage.export_path, gone) for gone in change.rel_deletes]
+    steps += [node_delete_step(stage.export_path, gone) for gone in change.node_deletes]
+    return steps
 
 
 # ------------------------------------------------------------------ steps
@@ -243,14 +288,8 @@ def build_steps(stage: StageInput, mode: str, keys: Keys, *, fresh: bool = False
     """
 
     if mode == IN_PLACE:
-        nodes = in_place_node_steps(stage)
-        # Types the export already had hang on the same nodes: only new ones are written.
-        exported = {t.name for t in stage.export_tables() if t.kind == "relationship"}
-        rels = [t for t in stage.tables("relationship") if t.name not in exported]
-    else:
-        nodes = [replay_node_step(stage, t, keys, fresh=fresh) for t in stage.tables("node")]
-        rels = stage.tables("relationship")
-    steps = list(nodes)
-    for table in rels:
+        return in_place_steps(stage, keys)
+    steps = [replay_node_step(stage, t, keys, fresh=fresh) for t in stage.tables("node")]
+    for table in stage.tables("relationship"):
         steps += rel_steps(stage, table, keys, mode, fresh=fresh)
     return steps

@@ -8,37 +8,39 @@
 * the history records the stage's migration as applied from *another*
   stage → refuse: a second application of one migration is never right;
 * empty (the loader's bookkeeping aside) → **replay**;
-* a sample of the stage's WorkflowRuns exist *as the same nodes* (same
-  element id, same ``id``, labelled Workflow or already WorkflowRun) → the
-  database is the one exported → **in place**;
-* no run migrated, but a sample of another keyed table's nodes are the
-  exported nodes (same element id and ``id``) → **in place**;
-* the sampled WorkflowRuns' ids are legacy Workflows here, none a
-  WorkflowRun, but other nodes (another copy of the exported database) →
-  refuse: writing a replay into a legacy graph would add a second node per run;
+* a sample of the nodes the stage updates exist *as the same nodes* (same
+  element id, same key, the exported label or already the new one) → the
+  database is the one exported → **in place** (a stage that relabels them,
+  with every sampled node already relabelled and no history → refuse);
+* the sampled keys are nodes of the exported label here, but with other
+  element ids (another copy of the exported database) → refuse: writing a
+  replay into it would add a second node per row;
 * otherwise the database holds something else: refuse, unless the caller
   passed ``--into-nonempty``. Keys that happen to exist prove nothing.
 
 Element ids are only meaningful in the database that issued them, and Neo4j
 reuses the ids of deleted nodes; that is why a match must also agree on the
-``id`` property and the label.
+key properties and the label.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
+
+import polars as pl
+import pyarrow as pa
 
 from etl.errors import StageError
 from etl.graph import history, schema
 from etl.graph.params import SOURCE_ID, prop_name
 from etl.graph.schema import Driver, SchemaItem
+from etl.load_change import stage_change
 from etl.load_input import StageInput, TableInfo, read_columns
-from etl.load_steps import IN_PLACE, REPLAY, SOURCE_LABEL, TARGET_LABEL, Keys
+from etl.load_model import IN_PLACE, REPLAY, Keys
 
 SAMPLE = 25
-#: Labels whose key the target schema makes unique (when the data allows it).
-UNIQUE_LABELS = ("WorkflowRun", "Event", "Plan")
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,75 @@ class Target:
     done: dict[str, Any] | None = None
 
 
-def _sample(stage: StageInput, table: TableInfo) -> list[dict[str, object]]:
-    frame = read_columns(stage.path, table, ["_element_id", "id"])
-    if "id" not in frame.columns or frame.height == 0:
+def _props(table: TableInfo) -> list[str]:
+    return [prop_name(k) for k in table.key]
+
+
+def _sample(
+    stage: StageInput, table: TableInfo, ops: pa.Array | None = None, op: int = 0
+) -> list[dict[str, Any]]:
+    """Up to ``SAMPLE`` rows spread over the table (those of ``op`` in ``ops``): element id, key."""
+    frame = read_columns(stage.path, table, ["_element_id", *table.key])
+    if ops is not None:
+        frame = frame.filter(pl.Series(ops) == op)
+    if frame.height == 0 or not all(k in frame.columns for k in table.key):
         return []
     step = max(frame.height // SAMPLE, 1)
     picked = frame.gather_every(step).head(SAMPLE).drop_nulls()
-    return [{"e": e, "id": i} for e, i in picked.select("_element_id", "id").iter_rows()]
+    return [
+        {"e": row[0], "k": list(row[1:])}
+        for row in picked.select("_element_id", *table.key).iter_rows()
+    ]
+
+
+def _in_place_proof(driver: Driver, database: str, stage: StageInput) -> str | None:
+    """Why the database is the one exported, from nodes the stage updates; raise if it is
+    another graph that merely looks like it. None: no updated node to prove it by."""
+    updates = stage_change(stage).updates()
+    if not updates:
+        return None
+    # A relabelled node is the strongest evidence: it cannot be there by chance.
+    change, k, source = sorted(updates, key=lambda u: u[2].name == u[0].table.name)[0]
+    table = change.table
+    rows = _sample(stage, table, change.ops, k)
+    if not rows:
+        return None
+    props = _props(table)
+    labels = list(dict.fromkeys([source.name, table.name]))
+    found = schema.found_by_element_id(driver, database, rows, labels, props)
+    relabel = source.name != table.name
+    what = f"sampled rows of {table.stem}"
+    if rows and found == len(rows):
+        if relabel and schema.found_by_element_id(driver, database, rows, [table.name], props) == (
+            found
+        ):
+            raise StageError(
+                f"every one of {len(rows)} {what} is already a {table.name} node here, but the "
+                "database's history has no record of a load of this stage (an older etl, or a "
+                "migration by hand): loading it again would overwrite what changed since",
+                hint="if this stage was applied, there is nothing to load; to apply it "
+                "again, roll it back first (`etl load --rollback`)",
+            )
+        return f"{found}/{len(rows)} {what} are the exported {source.name} nodes"
+    if found:
+        raise StageError(
+            f"only {found} of {len(rows)} {what} are the exported nodes: "
+            "the database changed since the export, or is another copy",
+            hint="export and transform this database again, then load",
+        )
+    values = [r["k"] for r in rows]
+    legacy = schema.found_by_key(driver, database, source.name, props, values) if props else 0
+    if legacy and not (
+        relabel and schema.found_by_key(driver, database, table.name, props, values)
+    ):
+        raise StageError(
+            f"{legacy} of {len(rows)} {what} are {source.name} nodes in this database, but not "
+            "the nodes that were exported (other element ids): this is another copy of the "
+            "exported database, e.g. restored from a dump or a file copy that got a new "
+            "database id, and an in-place load finds its nodes by element id",
+            hint="export and transform this database again, then load",
+        )
+    return None
 
 
 def detect_mode(
@@ -80,49 +144,16 @@ def detect_mode(
     total = schema.node_total(driver, database)
     if total == 0:
         return Target(REPLAY, "the database is empty", fresh=True)
-    runs = stage.table(f"nodes/{TARGET_LABEL}")
-    if stage.stage == "transform" and runs is not None and runs.rows:
-        rows = _sample(stage, runs)
-        found = schema.found_by_element_id(driver, database, rows, [SOURCE_LABEL, TARGET_LABEL])
-        if rows and found == len(rows):
-            if schema.found_by_element_id(driver, database, rows, [TARGET_LABEL]) == found:
-                raise StageError(
-                    f"every sampled WorkflowRun of {stage.path} is already converted here, but "
-                    "the database's history has no record of a load of this stage (an older "
-                    "etl, or a migration by hand): loading it again would overwrite what "
-                    "changed since",
-                    hint="if this stage was applied, there is nothing to load; to apply it "
-                    "again, roll it back first (`etl load --rollback`)",
-                )
-            return Target(
-                IN_PLACE,
-                f"{found}/{len(rows)} sampled WorkflowRuns are the exported Workflow nodes",
-            )
-        if found:
-            raise StageError(
-                f"only {found} of {len(rows)} sampled WorkflowRuns are the exported nodes: "
-                "the database changed since the export, or is another copy",
-                hint="export and transform this database again, then load",
-            )
-        ids = [r["id"] for r in rows]
-        legacy = schema.found_by_id(driver, database, SOURCE_LABEL, ids) if ids else 0
-        if legacy and not schema.found_by_id(driver, database, TARGET_LABEL, ids):
-            raise StageError(
-                f"{legacy} of {len(ids)} sampled WorkflowRuns are legacy Workflows in this "
-                "database (and none is a WorkflowRun), but not the nodes that were exported "
-                "(other element ids): this is "
-                "another copy of the exported database, e.g. restored from a dump or a file "
-                "copy that got a new database id, and an in-place load finds its nodes by "
-                "element id",
-                hint="export and transform this database again, then load",
-            )
-    keyed = [t for t in stage.tables("node") if t.key == ("id",) and t.rows]
+    if stage.stage == "transform":
+        proof = _in_place_proof(driver, database, stage)
+        if proof is not None:
+            return Target(IN_PLACE, proof)
+    keyed = [t for t in stage.tables("node") if t.key and t.rows]
     if keyed:
         rows = _sample(stage, keyed[0])
-        same = schema.found_by_element_id(driver, database, rows, [keyed[0].name])
-        no_runs = runs is None or not runs.rows
-        if rows and same == len(rows) and stage.stage == "transform" and no_runs:
-            # Nothing migrated (every run rejected, say): the other nodes prove the source.
+        same = schema.found_by_element_id(driver, database, rows, [keyed[0].name], _props(keyed[0]))
+        if rows and same == len(rows) and stage.stage == "transform":
+            # Nothing updated (every row rejected, say): the other nodes prove the source.
             return Target(
                 IN_PLACE,
                 f"{same}/{len(rows)} sampled {keyed[0].name} nodes are the exported nodes",
@@ -214,31 +245,53 @@ def _refuse_second_application(stage: StageInput, past: list[dict[str, Any]]) ->
     )
 
 
+def declared_unique(stage: StageInput) -> tuple[str, ...]:
+    """Labels the stage's migration makes unique (any registered one's, for an export)."""
+    from etl.migrations import get_migration, list_migrations
+
+    name = (stage.manifest.get("migration") or {}).get("name")
+    if name:
+        return tuple(get_migration(str(name)).unique)
+    return tuple(dict.fromkeys(lab for m in list_migrations() for lab in m.unique))
+
+
+def in_place_labels(stage: StageInput) -> set[str]:
+    """Labels an in-place load writes: the schema of their lookups is built first."""
+    return stage_change(stage).written_labels
+
+
 def wanted_schema(stage: StageInput, keys: Keys, mode: str) -> list[SchemaItem]:
-    """Constraints and indexes a load creates before writing (see ``etl.graph.schema``)."""
+    """Constraints and indexes a load creates before writing (see ``etl.graph.schema``).
+
+    In place, only for the labels the load writes and those the migration's
+    model declares unique; a replay, for every label.
+    """
+    unique_labels = declared_unique(stage)
+    written = in_place_labels(stage) if mode == IN_PLACE else set()
     wanted: list[SchemaItem] = []
     for table in sorted(stage.tables("node"), key=lambda t: t.name):
         label = table.name
-        if mode == IN_PLACE and label not in (TARGET_LABEL, "Issue", "Event", "Plan"):
+        if mode == IN_PLACE and label not in written and label not in unique_labels:
             continue
         ambiguous = len(keys.ambiguous.get(label, ())) > 0
         if table.key:
-            unique = label in UNIQUE_LABELS and not ambiguous
+            unique = label in unique_labels and not ambiguous
             wanted.append(SchemaItem(label, tuple(prop_name(k) for k in table.key), unique))
         if mode == REPLAY and (not table.key or ambiguous):
             wanted.append(SchemaItem(label, (SOURCE_ID,), False))
     return wanted
 
 
-def deferred_schema(wanted: list[SchemaItem], mode: str) -> list[SchemaItem]:
+def deferred_schema(
+    wanted: list[SchemaItem], mode: str, written: Collection[str] = ()
+) -> list[SchemaItem]:
     """The part of ``wanted`` that may be built while the batches are written.
 
-    In place, the load writes only Issues and the converted runs; the target
-    model's constraints on the labels it does not write (``Event {id}``,
-    ``Plan {id}``) serve no lookup of the load, so they are built alongside
-    it: ``Event {id}`` over 1.9M events took 13.8 s of a 75 s in-place load at
-    100k workflows. A replay looks every label up by key: nothing is deferred.
+    In place, the load writes only the labels in ``written``; the target
+    model's constraints on the others serve no lookup of the load, so they are
+    built alongside it: one on 1.9M nodes took 13.8 s of a 75 s in-place load
+    at 100k workflows. A replay looks every label up by key: nothing is deferred.
     """
     if mode != IN_PLACE:
         return []
-    return [item for item in wanted if item.label not in (TARGET_LABEL, "Issue")]
+    return [item for item in wanted if item.label not in written]

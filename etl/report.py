@@ -4,7 +4,7 @@
 database, no network), so it can be run any time later, on another machine::
 
     data/export/     manifest.json, report.json        rows per table before
-    data/transform/  manifest.json, report.json,       rows after, runs per type and status,
+    data/transform/  manifest.json, report.json,       rows after, the migration's figures,
                      rejected/*.parquet                rejections by reason, with examples
     data/load/       report.json, ledger.jsonl         rows written, rates over time, validation
 
@@ -12,7 +12,9 @@ Any of the three may be missing (a report before the load, or of an export
 alone); its sections then say so instead of failing. A stage that fails
 verification is still reported from its manifest, with the problems listed at
 the top. With both export and transform present, the report includes the
-export → transform diff (``etl.diff``) and the migration's explanation.
+export → transform diff (``etl.diff``) and the migration's explanation. The
+migration is the one the transform's manifest names; its figures
+(``Migration.report_figures``) come from the transform's report.json.
 
 ``collect`` gathers the numbers into a ``ReportData``; ``etl.report_html``
 renders it; ``write_report`` does both and writes the file atomically.
@@ -29,6 +31,8 @@ from typing import Any
 import polars as pl
 
 from etl.errors import EtlError, ValidationFailed
+from etl.migrations import Migration, UnknownMigration, get_migration
+from etl.migrations.figures import as_figures
 from etl.progress import NullReporter, Reporter
 from etl.report_model import LoadView, ReportData, StageView, load_outcome, warnings, when
 from etl.stage import MANIFEST, REPORT, now_utc, read_manifest, verify_stage
@@ -143,6 +147,10 @@ def collect(
     )
     if data.transform is not None and data.transform.manifest is not None:
         data.rejected = rejected_examples(data.transform)
+        data.migration = migration_name(data.transform)
+        migration = _migration(data.migration)
+        if migration is not None:
+            data.figures = as_figures(migration.report_figures(data.transform.report))
     if with_diff and data.export and data.transform:
         if not (data.export.verified and data.transform.verified):
             data.diff_error = "skipped: a stage failed verification (see the problems above)"
@@ -151,14 +159,32 @@ def collect(
     return data
 
 
+def migration_name(stage: StageView) -> str | None:
+    """The migration that made ``stage``, as its manifest records it."""
+    name = ((stage.manifest or {}).get("migration") or {}).get("name")
+    return str(name) if name else None
+
+
+def _migration(name: str | None) -> Migration | None:
+    """The registered migration ``name`` (None: none named, or no longer registered)."""
+    if not name:
+        return None
+    try:
+        return get_migration(name)
+    except UnknownMigration:
+        return None
+
+
 def _diff(export: Path, transform: StageView) -> dict[str, Any]:
     from etl.diff import run_diff
-    from etl.diff_migration import EXPLAINERS
 
-    name = ((transform.manifest or {}).get("migration") or {}).get("name")
+    name = migration_name(transform)
     try:
         result = run_diff(
-            export, transform.path, samples=0, migration=name if name in EXPLAINERS else None
+            export,
+            transform.path,
+            samples=0,
+            migration=name if _migration(name) is not None else None,
         )
     except EtlError as e:
         return {"error": str(e)}

@@ -11,12 +11,10 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from etl.migrations.figures import CARD, REPORT, Figure, as_figures
 from etl.report_model import ReportData, load_outcome, warnings
 from etl.report_svg import grouped_hbars, hbars, line_chart, stacked_hbars
 from etl.report_template import PAGE, badge, chart, code, fmt, note, section, table
-
-STATUSES = ("completed", "error", "running")
-
 
 # ------------------------------------------------------------------ sections
 
@@ -97,36 +95,58 @@ def counts_section(data: ReportData) -> str:
     return section("counts", "Rows per table", body)
 
 
-def runs_section(data: ReportData) -> str:
-    report = data.transform.report if data.transform else {}
-    per_type: dict[str, dict[str, int]] = report.get("status_per_type") or {}
-    if not per_type:
-        return section("runs", "WorkflowRuns", note("No transform report with runs per type."))
-    groups = [(t, per_type[t]) for t in sorted(per_type)]
-    order = [*STATUSES, *sorted({s for p in per_type.values() for s in p} - set(STATUSES))]
-    svg = stacked_hbars(groups, order=order, title="WorkflowRuns per workflowType and status")
-    rows = [[t, *(p.get(s, 0) for s in order), sum(p.values())] for t, p in groups]
-    totals = [
-        [label, report.get(key)]
-        for label, key in (
-            ("Workflows in", "workflows_in"),
-            ("WorkflowRuns out", "runs_out"),
-            ("Rejected", "rejected_total"),
-            ("Runs with an issue", "runs_with_issue"),
-            ("Issue-less runs", "issueless_runs"),
-            ("HAS_RUNS created", "has_runs"),
-            ("Issues created", "issues_created"),
-            ("Duplicate issues", "duplicate_issues"),
-            ("Aliases normalised", "aliases_normalised"),
+def figures_section(data: ReportData) -> str:
+    """The migration's own figures (``Migration.report_figures``), drawn as they come."""
+    if not data.figures:
+        what = (
+            "No transform stage found."
+            if data.transform is None
+            else f"The migration {data.migration or '(not named)'} has no figures for this stage."
         )
-        if key in report
+        return section("runs", "Migration figures", note(what))
+    title = data.figures[0].title if len(data.figures) == 1 else "Migration figures"
+    body = "".join(figure_html(f, heading=len(data.figures) > 1, charts=True) for f in data.figures)
+    return section("runs", title or "Migration figures", body)
+
+
+def figure_html(figure: Figure, *, heading: bool, charts: bool, place: str | None = REPORT) -> str:
+    """One figure: its bar groups (a chart, then a table), its table, then its rows.
+
+    ``place`` picks the rows placed there (a report figure's ``REPORT`` rows); None
+    shows every row (an explanation's figures).
+    """
+    body = f"<h3>{escape(figure.title)}</h3>" if heading and figure.title else ""
+    order = figure.part_order()
+    groups = list(figure.groups)
+    if groups:
+        if charts:
+            svg = stacked_hbars(
+                groups,
+                order=order,
+                title=figure.chart_title or figure.title,
+                colors=figure.colors,
+            )
+            body += chart(svg)
+        body += table(
+            [figure.group_by, *order, "total"],
+            [[g, *(parts.get(p, 0) for p in order), sum(parts.values())] for g, parts in groups],
+        )
+    if figure.table is not None:
+        body += table(list(figure.table.headers), [list(r) for r in figure.table.rows])
+    rows = [
+        [("\u2003" * r.level) + r.caption, _cell(r.value), *([r.note] if r.note else [])]
+        for r in figure.rows
+        if place is None or place in r.places
     ]
-    body = (
-        chart(svg)
-        + table(["workflowType", *order, "total"], rows)
-        + table(["migration", "count"], totals)
-    )
-    return section("runs", "WorkflowRuns per type and status", body)
+    if rows:
+        width = max(len(r) for r in rows)
+        headers = [*figure.columns, *([""] if width > 2 else [])]
+        body += table(headers, [[*r, *[""] * (width - len(r))] for r in rows])
+    return body
+
+
+def _cell(value: Any) -> Any:
+    return badge(value, "yes", "NO") if isinstance(value, bool) else value
 
 
 def rejected_section(data: ReportData) -> str:
@@ -301,55 +321,27 @@ def diff_section(data: ReportData) -> str:
         )
     m = d.get("migration")
     if m:
-        outcome = [
-            ["legacy Workflows", m["workflows_in"]],
-            ["→ WorkflowRun", m["migrated"]],
-            ["→ rejected", m["rejected"]],
-            ["unaccounted", m["unaccounted"]],
-            ["counts add up", badge(m["adds_up"], "yes", "NO")],
-        ]
-        body += f"<h3>Migration {escape(m['name'])}</h3>" + table(["outcome", "count"], outcome)
-        body += table(
-            [
-                "relationship",
-                "export",
-                "transform",
-                "kept",
-                "created",
-                "removed",
-                "endpoint relabelled",
-            ],
-            [
-                [
-                    r["type"],
-                    r["rows_a"],
-                    r["rows_b"],
-                    r["kept"],
-                    r["created"],
-                    r["removed"],
-                    r["endpoint_relabelled"],
-                ]
-                for r in m["relationships"]
-            ],
-        )
+        heading = str(m.get("title") or f"Migration {m.get('name')}")
+        body += f"<h3>{escape(heading)}</h3>"
+        if m.get("lineage_ok") is False:
+            body += note("The transform's manifest does not name this export as its input.")
+        for figure in as_figures(m.get("figures") or []):
+            body += figure_html(figure, heading=True, charts=False, place=None)
     return section("diff", title, body)
 
 
 def cards(data: ReportData) -> str:
-    report = data.transform.report if data.transform else {}
     load = (data.load.report or {}) if data.load else {}
     validation = load.get("validation") or {}
-    items = [
-        ("Workflows in", fmt(report.get("workflows_in"))),
-        ("WorkflowRuns out", fmt(report.get("runs_out"))),
-        ("Rejected", fmt(report.get("rejected_total"))),
+    items = [(r.caption, fmt(r.value)) for f in data.figures for r in f.rows_in(CARD)]
+    items.append(
         (
             "Load",
             "not run"
             if data.load is None
             else (str(badge(bool(validation.get("ok")), "validated", "not validated"))),
-        ),
-    ]
+        )
+    )
     if data.diff and "summary" in data.diff:
         s = data.diff["summary"]
         items.append(("Tables changed", f"{s['tables_differing']} of {s['tables']}"))
@@ -362,7 +354,7 @@ def cards(data: ReportData) -> str:
 SECTIONS = (
     ("stages", "Stages", stages_section),
     ("counts", "Rows", counts_section),
-    ("runs", "WorkflowRuns", runs_section),
+    ("runs", "Migration", figures_section),
     ("rejected", "Rejected", rejected_section),
     ("load", "Load", load_section),
     ("diff", "Diff", diff_section),

@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from etl.migrations.figures import Figure
+
 
 def when(text: Any) -> datetime | None:
     try:
@@ -105,6 +107,10 @@ class ReportData:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     diff: dict[str, Any] | None = None
     diff_error: str | None = None
+    #: The transform's migration (its manifest's ``migration.name``), and the figures it
+    #: makes of the transform's report.json (``etl.migrations.figures.Figure``).
+    migration: str | None = None
+    figures: list[Figure] = field(default_factory=list)
 
 
 def warnings(data: ReportData) -> list[str]:

@@ -25,7 +25,6 @@ PALETTE = (
     "#9c755f",
     "#bab0ac",
 )
-STATUS_COLORS = {"completed": "#59a14f", "error": "#e15759", "running": "#4e79a7"}
 WIDTH = 760
 ROW = 22  # height of one bar row
 FONT = 'font-family="system-ui, sans-serif" font-size="12"'
@@ -106,9 +105,13 @@ def stacked_hbars(
     *,
     order: Sequence[str],
     title: str,
-    colors: Mapping[str, str] = STATUS_COLORS,
+    colors: Mapping[str, str] | None = None,
 ) -> str:
-    """One bar per group, split into ``order``'s parts; the total is printed at the end."""
+    """One bar per group, split into ``order``'s parts; the total is printed at the end.
+
+    A part gets its colour from ``colors`` (a migration's figure names them), else the palette's.
+    """
+    colors = colors or {}
     left = _label_width([g for g, _ in groups])
     span = WIDTH - left - 80
     top = max((sum(parts.values()) for _, parts in groups), default=0) or 1

@@ -35,14 +35,6 @@ MANIFEST = "manifest.json"
 REPORT = "report.json"
 ROW_GROUP_SIZE = 65_536
 
-#: Business keys of the labels the migration knows (docs/STAGE_FORMAT.md "Keys").
-KNOWN_KEYS: dict[str, list[str]] = {
-    "Workflow": ["id"],
-    "WorkflowRun": ["id"],
-    "Event": ["id"],
-    "Plan": ["id"],
-    "Issue": ["repoFullName", "number"],
-}
 ROW_GROUP_BYTES = 64 << 20
 
 # Fixed writer settings: together with sorted rows they make output byte-identical.

@@ -15,10 +15,18 @@ from typing import Any
 import polars as pl
 
 from etl.errors import StageError, ValidationFailed
-from etl.migrations import MigrationOptions, StreamedTable, get_migration, source_checksum
+from etl.migrations import (
+    DEFAULT_MIGRATION,
+    MigrationOptions,
+    StreamedTable,
+    UnknownMigration,
+    get_migration,
+    known_keys,
+    source_checksum,
+)
+from etl.migrations.figures import SUMMARY, Figure, Row, as_figures
 from etl.progress import NullReporter, Reporter
 from etl.stage import (
-    KNOWN_KEYS,
     StageWriter,
     TableEntry,
     ensure_free_space,
@@ -71,7 +79,7 @@ def run_transform(
     *,
     in_dir: Path,
     out_dir: Path,
-    migration: str = "workflow-to-workflowrun",
+    migration: str = DEFAULT_MIGRATION,
     stale_after: timedelta = timedelta(hours=1),
     infer_type: bool = False,
     dry_run: bool = False,
@@ -149,18 +157,16 @@ def run_transform(
         for name, frames in held:
             df = frames.pop(name)
             entry = _entry(name, result.roles)
+            source = _source_entry(manifest, result.sources.get(name, name))
             _set_inherited(
-                entry,
-                manifest,
-                name,
-                df.schema,
-                _tagged_ok([df], _tag_candidates(manifest, name, df.schema)),
+                entry, source, df.schema, _tagged_ok([df], _tag_candidates(source, df.schema))
             )
             _write_frame(writer, entry, df, reporter)
             del df
         for name in sorted(result.streamed):
             entry = _entry(name, result.roles)
-            _write_streamed(writer, entry, manifest, in_dir, result.streamed[name], reporter)
+            source = _source_entry(manifest, result.sources.get(name, name))
+            _write_streamed(writer, entry, source, in_dir, result.streamed[name], reporter)
         report["timings_s"]["write"] = round(time.perf_counter() - write_started, 3)
         writer.report = report
         target = writer.commit()
@@ -231,7 +237,7 @@ def _entry(name: str, roles: dict[str, str]) -> TableEntry:
         kind=kind,
         name=label,
         role=roles.get(name, "migrated"),
-        key=list(KNOWN_KEYS.get(label, [])) if kind == "node" else [],
+        key=list(known_keys().get(label, [])) if kind == "node" else [],
     )
 
 
@@ -257,7 +263,7 @@ def _write_frame(
 def _write_streamed(
     writer: StageWriter,
     entry: TableEntry,
-    manifest: dict[str, Any],
+    source_entry: dict[str, Any] | None,
     in_dir: Path,
     table: StreamedTable,
     reporter: Reporter,
@@ -270,7 +276,7 @@ def _write_streamed(
     """
     compat = pl.CompatLevel.oldest()
     schema = pl.DataFrame(schema=table.schema).to_arrow(compat_level=compat).schema
-    candidates = _tag_candidates(manifest, entry.path.removesuffix(".parquet"), table.schema)
+    candidates = _tag_candidates(source_entry, table.schema)
     ok = dict.fromkeys(candidates, True)
     source = open_parquet(in_dir / f"{table.source}.parquet")
     with (
@@ -285,21 +291,18 @@ def _write_streamed(
                 ok[c] = ok[c] and still
             out.write(df.to_arrow(compat_level=compat))
             task.advance(df.height)
-        _set_inherited(entry, manifest, entry.path.removesuffix(".parquet"), table.schema, ok)
+        _set_inherited(entry, source_entry, table.schema, ok)
 
 
-#: Output tables whose rows come from another export table (the rest: the same path).
-_SOURCE_TABLE = {"nodes/WorkflowRun": "nodes/Workflow", "rejected/Workflow": "nodes/Workflow"}
+def _source_entry(manifest: dict[str, Any], source: str) -> dict[str, Any] | None:
+    """The export's manifest entry of input table ``source`` (an output table's rows come
+    from the input table ``MigrationResult.sources`` names, else from the same path)."""
+    path = source + ".parquet"
+    return next((t for t in manifest.get("tables", []) if t["path"] == path), None)
 
 
-def _source_entry(manifest: dict[str, Any], name: str) -> dict[str, Any] | None:
-    source = _SOURCE_TABLE.get(name, name) + ".parquet"
-    return next((t for t in manifest.get("tables", []) if t["path"] == source), None)
-
-
-def _tag_candidates(manifest: dict[str, Any], name: str, schema: pl.Schema) -> list[str]:
-    """The export's tagged-JSON columns of ``name``'s source that are still strings."""
-    table = _source_entry(manifest, name)
+def _tag_candidates(table: dict[str, Any] | None, schema: pl.Schema) -> list[str]:
+    """The tagged-JSON columns of the source table ``table`` that are still strings."""
     if table is None:
         return []
     return [c for c in table.get("tagged_columns") or [] if c in schema and schema[c] == pl.String]
@@ -315,8 +318,7 @@ def _tagged_ok(frames: list[pl.DataFrame], candidates: list[str]) -> dict[str, b
 
 def _set_inherited(
     entry: TableEntry,
-    manifest: dict[str, Any],
-    name: str,
+    table: dict[str, Any] | None,
     schema: pl.Schema,
     tagged_ok: dict[str, bool],
 ) -> None:
@@ -328,10 +330,9 @@ def _set_inherited(
     typed values instead of writing the JSON text. The zones of DateTime
     columns travel too (``columns``).
     """
-    table = _source_entry(manifest, name)
     if table is None:
         return
-    tagged = [c for c in _tag_candidates(manifest, name, schema) if tagged_ok.get(c, False)]
+    tagged = [c for c in _tag_candidates(table, schema) if tagged_ok.get(c, False)]
     columns = {
         c: meta
         for c, meta in (table.get("columns") or {}).items()
@@ -343,7 +344,11 @@ def _set_inherited(
 
 
 def summarize(report: dict[str, Any]) -> str:
-    """A summary a person reads at a glance: migrated, rejected by reason, created issues."""
+    """A summary a person reads at a glance: the migration's own figures (``SUMMARY`` rows).
+
+    A migration without figures (or one no longer registered) gets the rows
+    written and refused per table instead.
+    """
     if report.get("nothing_to_migrate"):
         applied = report.get("already_applied") or {}
         return (
@@ -351,22 +356,44 @@ def summarize(report: dict[str, Any]) -> str:
             f"this export came from ({applied.get('mode')} load of stage sha256 "
             f"{str(applied.get('stage_sha256'))[:12]}…, {applied.get('at')})."
         )
-    rejected = report.get("rejected") or {}
-    total_rejected = sum(rejected.values()) if isinstance(rejected, dict) else rejected
-    lines = [
-        f"Workflows in:        {report.get('workflows_in', 0):>10,}",
-        f"WorkflowRuns out:    {report.get('runs_out', 0):>10,}",
-        f"Rejected:            {total_rejected:>10,}",
-    ]
-    if isinstance(rejected, dict):
-        lines += [f"  {reason:<24}{n:>10,}" for reason, n in sorted(rejected.items()) if n]
-    lines += [
-        f"Issues created:      {report.get('issues_created', 0):>10,}",
-        f"Issue-less runs:     {report.get('issueless_runs', 0):>10,}",
-        f"Aliases normalised:  {report.get('aliases_normalised', 0):>10,}",
-    ]
-    per_type = report.get("status_per_type") or {}
-    for wtype, statuses in sorted(per_type.items()):
-        parts = ", ".join(f"{s} {n:,}" for s, n in sorted(statuses.items()))
-        lines.append(f"  {wtype:<22}{parts}")
+    lines: list[str] = []
+    for figure in _figures(report):
+        lines += figure_summary(figure)
+    if not lines:
+        tables = report.get("tables") or {}
+        lines = [_summary_row(Row(f"{name} rows", n)) for name, n in tables.items()]
     return "\n".join(lines)
+
+
+def _figures(report: dict[str, Any]) -> list[Figure]:
+    try:
+        migration = get_migration(str(report.get("migration") or DEFAULT_MIGRATION))
+    except UnknownMigration:
+        return []
+    return as_figures(migration.report_figures(report))
+
+
+def figure_summary(figure: Figure) -> list[str]:
+    """A figure's ``SUMMARY`` rows, aligned, then one line per bar group."""
+    lines = [_summary_row(row) for row in figure.rows_in(SUMMARY)]
+    order = figure.part_order()
+    for name, counts in figure.groups:
+        parts = ", ".join(f"{p} {counts[p]:,}" for p in order if p in counts)
+        lines.append(f"  {name:<22}{parts}")
+    return lines
+
+
+def _summary_row(row: Row) -> str:
+    value = row.value
+    if isinstance(value, bool):
+        shown = "yes" if value else "no"
+    elif isinstance(value, int | float):
+        shown = f"{value:,}"
+    else:
+        shown = "-" if value is None else str(value)
+    line = (
+        f"{row.caption + ':':<21}{shown:>10}"
+        if not row.level
+        else f"  {row.caption:<24}{shown:>10}"
+    )
+    return f"{line}   {row.note}" if row.note else line

@@ -9,9 +9,13 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from etl import migrations
 from etl.cli import cli
 from etl.diff import run_diff
+from etl.diff_render import migration_lines, render
 from etl.errors import ConfigError, ExitCode
+from etl.migrations import MigrationBase
+from etl.migrations.figures import Figure, Row, Table
 from etl.transform import run_transform
 from tests.test_transform_stage import write_export
 
@@ -129,3 +133,51 @@ def test_out_has_one_row_per_legacy_workflow(stages: tuple[Path, Path], tmp_path
     files = json.loads((out / "diff.json").read_text())["files"]
     assert files["migration/Workflow"] == {"rows": 2}
     assert files["nodes/WorkflowRun"] == {"added": 1}
+
+
+class _Quiet(MigrationBase):
+    """A migration with nothing to explain and no figures (MigrationBase's defaults)."""
+
+    name = "quiet"
+    version = "9999"
+    description = "test only"
+    required_inputs: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+
+
+def test_a_migration_with_nothing_to_explain_adds_no_section(
+    stages: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export, transform = stages
+    monkeypatch.setitem(migrations._REGISTRY, "quiet", _Quiet)
+    result = run_diff(export, transform, migration="quiet")
+    assert result.migration is None
+    assert "Migration " not in render(result.to_json())
+
+
+def test_explanation_figures_are_printed_as_they_come() -> None:
+    figure = Figure(
+        title="Things",
+        rows=(
+            Row("in", 1_234),
+            Row("why", 3, level=1),
+            Row("lost", 2, note="← hm"),
+            Row("ok", False),
+        ),
+        groups=(("kind", {"b": 2, "a": 1}),),
+        parts=("a", "b"),
+        table=Table(headers=("t", "n"), rows=(("x", 10), ("yy", None))),
+    )
+    data = {"title": "Migration m", "lineage_ok": True, "figures": [figure.to_json()]}
+    assert migration_lines(data) == [
+        "Migration m",
+        "Things",
+        "  in                                   1,234",
+        "      why                                  3",
+        "  lost                                     2   ← hm",
+        "  ok: NO",
+        "  kind                  a 1, b 2",
+        "  t    n",
+        "  x   10",
+        "  yy   -",
+    ]

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from etl.cli import cli
 from etl.errors import ExitCode
+from etl.migrations.figures import CARD, REPORT, Figure, Row
 from etl.report import collect, load_outcome, read_load, write_report
 from etl.report_browser import check_in_browser, external_references, find_chromium
 from etl.report_html import render
@@ -304,3 +305,24 @@ def test_diff_table_marks_different_only_where_rows_differ(stages: dict[str, Pat
     assert "<tr><td>nodes/Issue</td><td>schema changed</td>" in html
     assert "number Float64 → Int64" in html
     assert "<tr><td>nodes/Workflow</td><td>different</td>" in html  # a row was removed
+
+
+def test_figures_section_draws_what_the_migration_gives(stages: dict[str, Path]) -> None:
+    data = collect(export=None, transform=stages["transform"], load=None)
+    assert data.migration == "workflow-to-workflowrun" and len(data.figures) == 1
+    data.figures = [
+        Figure(
+            title="Orders per state",
+            rows=(Row("Orders in", 7, places=(CARD, REPORT)), Row("terminal only", 1, places=())),
+            groups=(("web", {"paid": 6, "open": 1}),),
+            parts=("paid", "open"),
+            group_by="channel",
+        )
+    ]
+    html = render(data)
+    assert '<section id="runs"><h2>Orders per state</h2>' in html
+    assert "<th>channel</th><th>paid</th><th>open</th><th>total</th>" in html
+    assert '<span class="muted">Orders in</span><b>7</b>' in html
+    assert "terminal only" not in html
+    data.figures = []
+    assert "has no figures for this stage" in render(data)

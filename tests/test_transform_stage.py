@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from etl.cli import cli
 from etl.errors import ExitCode
 from etl.stage import StageWriter, TableEntry, manifest_sha256, verify_stage
-from etl.transform import run_transform
+from etl.transform import run_transform, summarize
 
 pytestmark = pytest.mark.unit
 
@@ -381,3 +381,11 @@ def test_passes_slices_and_batches_do_not_change_the_bytes(
         whole.report.pop(key)
         small.report.pop(key)
     assert whole.report == small.report
+
+
+def test_summary_of_a_migration_without_figures_lists_the_tables() -> None:
+    report = {"migration": "not-registered", "tables": {"nodes/A": 3, "rejected/A": 1}}
+    assert summarize(report).splitlines() == [
+        "nodes/A rows:                 3",
+        "rejected/A rows:              1",
+    ]

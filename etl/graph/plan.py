@@ -44,6 +44,30 @@ def node_diff_query(op: NodeOp) -> str:
     )
 
 
+def delete_diff_query(op: NodeOp | RelOp) -> str:
+    """Per row of a delete: is what it deletes there?"""
+    if isinstance(op, NodeOp):
+        return "\n".join(
+            [UNWIND_ROWS, node_match(op, optional=True), "RETURN n IS NULL AS missing"]
+        )
+    t = quote_name(op.type)
+    if op.delete == "eid":
+        find = (
+            f"OPTIONAL MATCH (a)-[r:{t}]->(b) WHERE elementId(r) = $e[i] "
+            "AND elementId(a) = $ae[i] AND elementId(b) = $be[i]"
+        )
+        return "\n".join([UNWIND_ROWS, find, "RETURN r IS NULL AS missing"])
+    return "\n".join(
+        [
+            UNWIND_ROWS,
+            endpoint_match(op.start, "a", optional=True),
+            endpoint_match(op.end, "b", optional=True),
+            f"CALL (a, b) {{ OPTIONAL MATCH (a)-[x:{t}]->(b) RETURN count(x) AS have }}",
+            "RETURN have = 0 AS missing",
+        ]
+    )
+
+
 def rel_diff_query(op: RelOp) -> str:
     """Per row: endpoints found?, relationships there, relationships wanted."""
     want = "$hi[i] - $lo[i]" if op.multi else "1"
@@ -74,8 +98,11 @@ def diff(
         for op, columns in items:
             if not columns["n"]:
                 continue
-            if isinstance(op, NodeOp):
-                params: dict[str, Any] = {
+            if (isinstance(op, NodeOp) and op.remove_node) or (isinstance(op, RelOp) and op.delete):
+                params: dict[str, Any] = dict(columns)
+                text = delete_diff_query(op)
+            elif isinstance(op, NodeOp):
+                params = {
                     **columns,
                     "zones": zones(op.plans),
                     "remove": list(op.remove_props),

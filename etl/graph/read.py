@@ -45,15 +45,15 @@ from etl.graph.connection import server_info, translate_errors
 from etl.graph.fetch import IdPrefixes
 from etl.graph.history import read_history
 from etl.graph.schema import BOOKKEEPING
+from etl.migrations import known_keys
 from etl.settings import Settings
-from etl.stage import KNOWN_KEYS
 
 _SORTABLE = {"STRING", "INTEGER", "FLOAT", "BOOLEAN", "DATE", "LOCAL DATETIME"}
 
 
 def label_priority(labels: Sequence[str]) -> list[str]:
     """Labels in the order that decides a node's table: known-key labels first, then by name."""
-    return sorted(labels, key=lambda lab: (lab not in KNOWN_KEYS, lab))
+    return sorted(labels, key=lambda lab: (lab not in known_keys(), lab))
 
 
 @dataclass
@@ -197,7 +197,7 @@ class GraphReader:
         exclude = sorted(
             {o for combo in prof.combos for o in combo if o in rank and rank[o] < rank[label]}
         )
-        key = list(KNOWN_KEYS.get(label, []))
+        key = list(known_keys().get(label, []))
         id_types = prof.props.get("id", {})
         # Another label is keyed by `id` only when every node has one, of one sortable type;
         # uniqueness is checked while the sorted table is written.

@@ -1,9 +1,8 @@
 """Schema, the load lock, and what the loader asks the target before writing.
 
 Schema: a load wants a uniqueness constraint on every key that the data keeps
-unique (``WorkflowRun(id)``, ``Event(id)``, ``Plan(id)``), and a range index
-on the other lookup keys (``Issue(repoFullName, number)``: legacy graphs hold
-duplicate Issues; ``Workflow(id)``: rejected Workflows share ids). A
+unique and the migration's model declares unique, and a range index on the
+other lookup keys (a legacy label whose nodes share keys gets an index). A
 constraint the database refuses because legacy data already breaks it falls
 back to a range index, and the reason is reported, not swallowed.
 
@@ -20,6 +19,7 @@ import getpass
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -288,25 +288,37 @@ def node_total(driver: neo4j.Driver, database: str) -> int:
     return total
 
 
+def _key_guard(props: Sequence[str], var: str = "n", row: str = "row.k") -> str:
+    return "".join(f" AND {var}.{quote_name(p)} = {row}[{i}]" for i, p in enumerate(props))
+
+
 def found_by_element_id(
-    driver: neo4j.Driver, database: str, rows: list[dict[str, Any]], labels: list[str]
+    driver: neo4j.Driver,
+    database: str,
+    rows: list[dict[str, Any]],
+    labels: list[str],
+    key: Sequence[str] = (),
 ) -> int:
-    """How many ``{e, id}`` rows name a node with that element id, ``id`` and one of ``labels``."""
+    """How many ``{e, k}`` rows name a node with that element id, one of ``labels`` and the
+    key properties ``key`` equal to ``k``."""
     guard = " OR ".join(f"n:{quote_name(lab)}" for lab in labels)
     with _session(driver, database, read=True) as s:
         rec = s.run(
-            f"UNWIND $rows AS row MATCH (n) WHERE elementId(n) = row.e AND ({guard}) "
-            "AND n.id = row.id RETURN count(n) AS c",
+            f"UNWIND $rows AS row MATCH (n) WHERE elementId(n) = row.e AND ({guard})"
+            f"{_key_guard(key)} RETURN count(n) AS c",
             rows=rows,
         ).single(strict=True)
     return int(rec["c"])
 
 
-def found_by_id(driver: neo4j.Driver, database: str, label: str, ids: list[Any]) -> int:
-    """How many of ``ids`` exist as ``label`` nodes (a previous replay of the same stage)."""
+def found_by_key(
+    driver: neo4j.Driver, database: str, label: str, key: Sequence[str], values: list[list[Any]]
+) -> int:
+    """How many of ``values`` (key values in ``key`` order) exist as ``label`` nodes."""
     with _session(driver, database, read=True) as s:
         rec = s.run(
-            f"UNWIND $ids AS id MATCH (n:{quote_name(label)} {{id: id}}) RETURN count(n) AS c",
-            ids=ids,
+            f"UNWIND $values AS k MATCH (n:{quote_name(label)}) WHERE true"
+            f"{_key_guard(key, row='k')} RETURN count(n) AS c",
+            values=values,
         ).single(strict=True)
     return int(rec["c"])

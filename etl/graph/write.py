@@ -18,7 +18,7 @@ its ledger line:
   (``multi``), one row stands for all of them and only the missing ones are
   created (``range($lo[i] + have, $hi[i] - 1)``), so the group is created
   whole, once;
-* deletions (``BASED_ON_ISSUE`` of a converted run) delete what is there.
+* deletions delete what is there (one already gone matches nothing).
 
 One exception, for speed: replaying into a database that was *empty* when
 the load started (``fresh``), rows are ``CREATE``d (measured 1.3× faster for
@@ -94,8 +94,10 @@ class NodeOp:
     delete_out: tuple[str, ...] = ()
     delete_in: tuple[str, ...] = ()
     replace: bool = False
-    #: delete the node when nothing else is attached (rollback of created Issues)
+    #: delete the node when nothing else is attached (rollback of created nodes)
     delete_node: bool = False
+    #: delete the node (a load's node delete; fails while it has relationships)
+    remove_node: bool = False
     #: replay into a database that was empty: CREATE, exactly once by batch markers
     fresh: bool = False
 
@@ -118,6 +120,9 @@ class RelOp:
     multi: bool = False
     #: replay into a database that was empty: CREATE, exactly once by batch markers
     fresh: bool = False
+    #: delete instead of write: ``"eid"`` the relationship ``$e[i]`` (between ``$ae[i]`` and
+    #: ``$be[i]``), ``"ends"`` every one of the type between the row's endpoints
+    delete: str = ""
 
 
 @dataclass
@@ -162,6 +167,10 @@ def node_match(op: NodeOp, var: str = "n", *, optional: bool = False) -> str:
 
 
 def node_statement(op: NodeOp) -> Statement:
+    if op.remove_node:
+        # Already gone (a batch run again) matches nothing: deleting is idempotent.
+        lines = [UNWIND_ROWS, node_match(op), "DELETE n", "RETURN count(*) AS matched"]
+        return Statement("\n".join(lines), expect_all=False)
     lines = [UNWIND_ROWS, node_match(op)]
     if op.add_labels:
         lines.append("SET " + ", ".join(f"n:{quote_name(lab)}" for lab in op.add_labels))
@@ -193,17 +202,36 @@ def node_statement(op: NodeOp) -> Statement:
 
 
 def endpoint_match(ep: Endpoint, var: str, *, optional: bool = False) -> str:
-    label = quote_name(ep.label)
+    label = quote_name(ep.label) if ep.label else ""
     verb = "OPTIONAL MATCH" if optional else "MATCH"
     if ep.match == "eid":
-        return f"{verb} ({var}:{label}) WHERE elementId({var}) = ${var}e[i]"
+        # No label: the node is found whatever the load has made of its labels.
+        return f"{verb} ({var}{':' if label else ''}{label}) WHERE elementId({var}) = ${var}e[i]"
     if ep.match == "src":
         return f"{verb} ({var}:{label} {{{quote_name(SOURCE_ID)}: ${var}e[i]}})"
     props = ", ".join(f"{quote_name(k)}: ${var}{n}[i]" for n, k in enumerate(ep.key))
     return f"{verb} ({var}:{label} {{{props}}})"
 
 
+def rel_delete_statement(op: RelOp) -> Statement:
+    """Delete relationships of ``op.type``; one that is already gone matches nothing."""
+    t = quote_name(op.type)
+    if op.delete == "eid":
+        match = (
+            f"MATCH (a)-[r:{t}]->(b) WHERE elementId(r) = $e[i] "
+            "AND elementId(a) = $ae[i] AND elementId(b) = $be[i]"
+        )
+        lines = [UNWIND_ROWS, match]
+    else:
+        lines = [UNWIND_ROWS, endpoint_match(op.start, "a"), endpoint_match(op.end, "b")]
+        lines += ["WITH DISTINCT a, b", f"MATCH (a)-[r:{t}]->(b)"]
+    lines += ["DELETE r", "RETURN count(*) AS matched"]
+    return Statement("\n".join(lines), expect_all=False)
+
+
 def rel_statement(op: RelOp) -> Statement:
+    if op.delete:
+        return rel_delete_statement(op)
     t = quote_name(op.type)
     lines = [UNWIND_ROWS, endpoint_match(op.start, "a"), endpoint_match(op.end, "b")]
     if op.multi:

@@ -26,6 +26,7 @@ Errors (both are ``EtlError``s, see ``etl.errors``)::
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MIGRATION",
     "Migration",
+    "MigrationBase",
     "MigrationInputError",
     "MigrationInternalError",
     "MigrationOptions",
@@ -48,6 +50,7 @@ __all__ = [
     "UnknownMigration",
     "export_labels",
     "get_migration",
+    "known_keys",
     "list_migrations",
     "source_checksum",
 ]
@@ -142,6 +145,9 @@ class MigrationResult:
     rejected: dict[str, pl.DataFrame]
     report: dict[str, Any] = field(default_factory=dict)
     streamed: dict[str, StreamedTable] = field(default_factory=dict)
+    #: Output table → the input table its rows come from, where that is another table
+    #: (``"nodes/WorkflowRun": "nodes/Workflow"``); the rest come from the same path or are new.
+    sources: dict[str, str] = field(default_factory=dict)
 
     def table(self, name: str) -> pl.DataFrame:
         """An output table as a DataFrame, collecting it if it is streamed."""
@@ -166,9 +172,50 @@ class Migration(Protocol):
     #: so an export of a migrated database shows the migrated graph.
     writes: tuple[str, ...]
 
+    #: The model the migration declares: the business key of each label it reads or writes
+    #: (labels it does not name get ``id`` where the data allows; docs/STAGE_FORMAT.md "Keys").
+    keys: Mapping[str, tuple[str, ...]]
+    #: Labels whose key the target model makes unique (a load creates the constraint).
+    unique: tuple[str, ...]
+
     def run(
         self, inputs: Mapping[str, pl.LazyFrame], options: MigrationOptions
     ) -> MigrationResult: ...
+
+    def checks(self) -> Sequence[Any]:
+        """The migration's declared invariants (``etl.migrations.checks.Check``), evaluated by
+        ``etl validate`` over the tables of the export, the stage and the re-export."""
+        ...
+
+    def explain_diff(self, pairs: Mapping[str, Any], diffs: Mapping[str, Any], **kw: Any) -> Any:
+        """``etl diff --migration``: the explanation per source row (None: nothing to add)."""
+        ...
+
+    def report_figures(self, report: Mapping[str, Any]) -> list[Any]:
+        """Figures of the migration's own for ``etl report``, from its ``report.json``."""
+        ...
+
+
+class MigrationBase:
+    """Defaults for the optional parts of the contract; a migration may subclass it.
+
+    Only ``name``, ``version``, ``description``, ``required_inputs``, ``reads``,
+    ``writes`` and ``run`` are the migration's to write; everything else the
+    engine derives from the stage and its export (docs/ENGINE.md).
+    """
+
+    writes: tuple[str, ...] = ()
+    keys: Mapping[str, tuple[str, ...]] = {}
+    unique: tuple[str, ...] = ()
+
+    def checks(self) -> Sequence[Any]:
+        return ()
+
+    def explain_diff(self, pairs: Mapping[str, Any], diffs: Mapping[str, Any], **kw: Any) -> Any:
+        return None
+
+    def report_figures(self, report: Mapping[str, Any]) -> list[Any]:
+        return []
 
 
 def _workflow_runs() -> Migration:
@@ -210,6 +257,20 @@ def source_checksum(migration: Migration) -> str:
     for file in sorted(path.parent.glob(pattern)):
         digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+@functools.cache
+def _known_keys() -> dict[str, tuple[str, ...]]:
+    keys: dict[str, tuple[str, ...]] = {}
+    for migration in list_migrations():
+        for label, key in migration.keys.items():
+            keys.setdefault(label, tuple(key))
+    return keys
+
+
+def known_keys() -> dict[str, list[str]]:
+    """The business key of every label a registered migration declares (first one wins)."""
+    return {label: list(key) for label, key in _known_keys().items()}
 
 
 def list_migrations() -> list[Migration]:

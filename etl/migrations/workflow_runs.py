@@ -29,7 +29,8 @@ same ``_element_id``, so a load can convert the node in place) or
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import polars as pl
 
@@ -88,6 +89,9 @@ _SORTED_AS = {
 }
 
 
+#: Output tables whose rows come from another export table (``MigrationResult.sources``).
+SOURCES = {"nodes/WorkflowRun": "nodes/Workflow", "rejected/Workflow": "nodes/Workflow"}
+
 #: Tables whose rows are Workflows in the Workflow table's order (``classify`` keeps it).
 _IN_WORKFLOW_ORDER = ("nodes/WorkflowRun", "nodes/Workflow", "rejected/Workflow")
 
@@ -104,10 +108,36 @@ class WorkflowToWorkflowRun:
     required_inputs: tuple[str, ...] = ("nodes/Workflow",)
     reads: tuple[str, ...] = ("Workflow", "Issue", "Event", "Plan")
     writes: tuple[str, ...] = ("WorkflowRun",)
+    keys: Mapping[str, tuple[str, ...]] = {
+        "Workflow": ("id",),
+        "WorkflowRun": ("id",),
+        "Event": ("id",),
+        "Plan": ("id",),
+        "Issue": ("repoFullName", "number"),
+    }
+    #: Legacy graphs have duplicate Issues and Workflows sharing an id: not unique.
+    unique: tuple[str, ...] = ("WorkflowRun", "Event", "Plan")
 
     def run(self, inputs: Mapping[str, pl.LazyFrame], options: MigrationOptions) -> MigrationResult:
         """Migrate ``inputs`` (export tables; any may be absent) under ``options``."""
         return migrate(inputs, options)
+
+    def checks(self) -> Sequence[Any]:
+        """Declared checks come with generic validation; ``etl.validate`` still runs the five
+        invariants of docs/MIGRATION.md itself."""
+        return ()
+
+    def explain_diff(self, pairs: Mapping[str, Any], diffs: Mapping[str, Any], **kw: Any) -> Any:
+        """``etl diff --migration``: what became of every legacy Workflow."""
+        from etl.migrations.workflow_runs_explain import explain
+
+        return explain(pairs, diffs, **kw)
+
+    def report_figures(self, report: Mapping[str, Any]) -> list[Any]:
+        """Runs per type and status, and the in/out counts, for ``etl report``."""
+        from etl.migrations.workflow_runs_report import figures
+
+        return figures(report)
 
 
 def _dtype(frame: pl.LazyFrame, col: str) -> pl.DataType:
@@ -378,5 +408,10 @@ def migrate(inputs: Mapping[str, pl.LazyFrame], options: MigrationOptions) -> Mi
     )
     check(report, tables["nodes/WorkflowRun"])
     return MigrationResult(
-        tables=tables, roles=roles, rejected=rejected, report=report, streamed=streamed
+        tables=tables,
+        roles=roles,
+        rejected=rejected,
+        report=report,
+        streamed=streamed,
+        sources=dict(SOURCES),
     )

@@ -2,7 +2,8 @@
 
 ``summary`` is merged into the transform stage's report.json; ``check`` raises
 ``MigrationInternalError`` when the counts in it do not add up (a bug, never a
-data problem).
+data problem); ``figures`` turns a report.json back into what people see (the
+transform summary, the report's overview cards and its runs section).
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from typing import Any
 import polars as pl
 
 from etl.migrations import MigrationInternalError
+from etl.migrations.figures import CARD, REPORT, SUMMARY, Figure, Row
 from etl.migrations.workflow_runs_classify import DERIVED, REASONS
 from etl.migrations.workflow_runs_schema import missing_inputs
 
 #: Cap on per-item lists in the report, so report.json stays readable.
 REPORT_SAMPLE = 1000
+#: A run's statuses, in the order the report draws them (and their colours).
+STATUSES = ("completed", "error", "running")
+STATUS_COLORS = {"completed": "#59a14f", "error": "#e15759", "running": "#4e79a7"}
 
 
 def check(report: Mapping[str, Any], runs: pl.DataFrame) -> None:
@@ -60,7 +65,7 @@ def summary(
     for wtype, status, n in (
         runs.group_by("workflowType", "status").len().sort("workflowType", "status").iter_rows()
     ):
-        per = status_per_type.setdefault(wtype, dict.fromkeys(("completed", "error", "running"), 0))
+        per = status_per_type.setdefault(wtype, dict.fromkeys(STATUSES, 0))
         per[status] = n
     inferred = accepted.filter(pl.col("__inferred"))
     inferences = (
@@ -105,3 +110,54 @@ def summary(
         },
         "inputs_missing": missing_inputs(inputs),
     }
+
+
+def figures(report: Mapping[str, Any]) -> list[Figure]:
+    """Runs per workflowType and status, and the in/out counts, from ``summary``'s report.
+
+    Rows in ``SUMMARY`` are the lines of ``etl transform``'s summary (in that
+    order), ``REPORT`` rows the report's table, ``CARD`` rows its overview cards.
+    """
+    if "workflows_in" not in report:
+        return []
+    rejected = report.get("rejected") or {}
+    total = sum(rejected.values()) if isinstance(rejected, Mapping) else rejected
+    everywhere = (SUMMARY, REPORT, CARD)
+    rows = [
+        Row("Workflows in", report.get("workflows_in", 0), places=everywhere),
+        Row("WorkflowRuns out", report.get("runs_out", 0), places=everywhere),
+        Row("Rejected", total, places=everywhere),
+    ]
+    if isinstance(rejected, Mapping):
+        rows += [
+            Row(str(reason), n, level=1, places=(SUMMARY,))
+            for reason, n in sorted(rejected.items())
+            if n
+        ]
+    rows += [
+        Row("Issues created", report.get("issues_created", 0)),
+        Row("Issue-less runs", report.get("issueless_runs", 0)),
+        Row("Aliases normalised", report.get("aliases_normalised", 0)),
+    ]
+    rows += [
+        Row(caption, report[key], places=(REPORT,))
+        for caption, key in (
+            ("Runs with an issue", "runs_with_issue"),
+            ("HAS_RUNS created", "has_runs"),
+            ("Duplicate issues", "duplicate_issues"),
+        )
+        if key in report
+    ]
+    per_type: Mapping[str, Mapping[str, int]] = report.get("status_per_type") or {}
+    return [
+        Figure(
+            title="WorkflowRuns per type and status",
+            rows=tuple(rows),
+            columns=("migration", "count"),
+            groups=tuple((t, dict(per_type[t])) for t in sorted(per_type)),
+            parts=STATUSES,
+            group_by="workflowType",
+            chart_title="WorkflowRuns per workflowType and status",
+            colors=STATUS_COLORS,
+        )
+    ]
