@@ -274,9 +274,28 @@ def _rel_creates(
     new = own.is_null()
     if exported is not None:
         new = new | ~own.is_in(ids.of("export", exported).implode()).fill_null(False)
+        if not bool(new.all()):
+            _refuse_changed_properties(stage, table, exported)
     if not new.any():
         return None
     return RowSet(table, new.to_arrow())
+
+
+def _refuse_changed_properties(stage: StageInput, table: TableInfo, exported: TableInfo) -> None:
+    """Kept relationships keep their properties in place: a stage that adds or drops a
+    property column of one is refused before anything is written."""
+    assert stage.export_path is not None
+    mine = set(property_columns(pq.read_schema(stage.path / table.path)))
+    theirs = set(property_columns(pq.read_schema(stage.export_path / exported.path)))
+    if mine != theirs:
+        changed = sorted(mine ^ theirs)
+        raise StageError(
+            f"{table.stem}: the stage changes the properties of exported relationships "
+            f"({', '.join(changed)}); an in-place load does not change the properties of a "
+            "relationship it keeps yet",
+            hint="replay the stage into an empty database instead (`etl load` there), or have "
+            "the migration create the relationships anew (a null _element_id)",
+        )
 
 
 def dropped_properties(stage: StageInput, table: TableInfo, source: TableInfo) -> tuple[str, ...]:

@@ -96,7 +96,7 @@ def _in_place_proof(driver: Driver, database: str, stage: StageInput) -> str | N
             found
         ):
             raise StageError(
-                f"every one of {len(rows)} {what} is already a {table.name} node here, but the "
+                f"every sampled {table.name} of {stage.path} is already converted here, but the "
                 "database's history has no record of a load of this stage (an older etl, or a "
                 "migration by hand): loading it again would overwrite what changed since",
                 hint="if this stage was applied, there is nothing to load; to apply it "
@@ -115,7 +115,8 @@ def _in_place_proof(driver: Driver, database: str, stage: StageInput) -> str | N
         relabel and schema.found_by_key(driver, database, table.name, props, values)
     ):
         raise StageError(
-            f"{legacy} of {len(rows)} {what} are {source.name} nodes in this database, but not "
+            f"{legacy} of {len(rows)} sampled {table.name}s are legacy {source.name}s in this "
+            f"database (and none is a {table.name}), but not "
             "the nodes that were exported (other element ids): this is another copy of the "
             "exported database, e.g. restored from a dump or a file copy that got a new "
             "database id, and an in-place load finds its nodes by element id",
